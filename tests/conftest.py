@@ -1,0 +1,67 @@
+"""Shared fixtures: the tiny models, and engine runs shared between tests.
+
+An engine takes tens of seconds to start on a CPU, so each named scenario
+(model, plugin mode, options) runs once per session, in its own process (the
+plugin patches vLLM process-wide, so modes must not share one), and every test
+that needs it reads the same result.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import pytest
+
+from vllm_peagle.runner import DEFAULT_PROMPTS, run_isolated
+from vllm_peagle.tiny import make_tiny
+
+# The CPU backend reserves this share of host memory for the KV cache.
+CPU_LLM_KWARGS = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "max_num_seqs": 16}
+# Mixed lengths, one batch: 10 prompts from 1 to 12 words.
+LOSSLESS_PROMPTS = DEFAULT_PROMPTS
+MAX_TOKENS = 32
+GSM8K_LIMIT = 30
+
+
+def pytest_collection_modifyitems(config, items):
+    # Engine tests last: the unit tier reports first.
+    items.sort(key=lambda item: item.get_closest_marker("engine") is not None)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, str]:
+    return make_tiny(str(tmp_path_factory.mktemp("tiny") / "models"), seed=0)
+
+
+def scenario_specs(tiny: dict[str, str]) -> dict[str, tuple[dict[str, Any], str]]:
+    """name -> (scenario, plugin mode)."""
+    gsm8k = {"gsm8k_limit": GSM8K_LIMIT} if os.environ.get("GSM8K_DATA") else {}
+    base = {"prompts": LOSSLESS_PROMPTS, "max_tokens": MAX_TOKENS, "llm_kwargs": CPU_LLM_KWARGS}
+    specs = {"target": (dict(base, model=tiny["target"], **gsm8k), "auto")}
+    for kind in ("peagle", "eagle3"):
+        specs[f"{kind}-auto"] = (dict(base, model=tiny[kind], **gsm8k), "auto")
+        specs[f"{kind}-force"] = (dict(base, model=tiny[kind]), "force")
+    # K from the checkpoint is 3; one override through speculative_config.
+    override = {"speculative_config": {"num_speculative_tokens": 5}}
+    specs["peagle-k5-auto"] = (dict(base, model=tiny["peagle"], **override), "auto")
+    specs["peagle-k5-force"] = (dict(base, model=tiny["peagle"], **override), "force")
+    specs["eagle3-k5-force"] = (dict(base, model=tiny["eagle3"], **override), "force")
+    return specs
+
+
+@pytest.fixture(scope="session")
+def engine_run(tiny_models) -> Callable[[str], dict[str, Any]]:
+    specs = scenario_specs(tiny_models)
+    cache: dict[str, dict[str, Any]] = {}
+
+    def get(name: str) -> dict[str, Any]:
+        if name not in cache:
+            scenario, mode = specs[name]
+            cache[name] = run_isolated(scenario, mode=mode)
+        result = cache[name]
+        assert result["ok"], (f"engine run {name!r} failed: {result.get('error_type')}: "
+                              f"{result.get('error')}\n{result.get('traceback', '')}")
+        return result
+
+    return get

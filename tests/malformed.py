@@ -1,0 +1,129 @@
+"""Malformed PEagle checkpoints, each built from the tiny one in a directory of
+its own: (case id, the field its message must name, builder)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Callable
+
+
+def _edit_config(draft: str, edit: Callable[[dict], None]) -> None:
+    path = os.path.join(draft, "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    edit(config)
+    with open(path, "w") as f:
+        json.dump(config, f, indent=2)
+
+
+def _own_verifier(draft: str, root: str, target: str, edit: Callable[[dict], None]) -> None:
+    """Give the draft a copy of the target, with its config.json edited."""
+    verifier = os.path.join(root, "verifier")
+    shutil.copytree(target, verifier)
+    _edit_config(verifier, edit)
+    _edit_config(draft, lambda c: c["speculators_config"]["verifier"].update(name_or_path=verifier))
+
+
+def _rewrite_weights(draft: str, edit: Callable[[dict], None]) -> None:
+    from safetensors.torch import load_file, save_file
+
+    path = os.path.join(draft, "model.safetensors")
+    tensors = load_file(path)
+    edit(tensors)
+    save_file(tensors, path)
+
+
+def _proposal(c: dict) -> dict:
+    return c["speculators_config"]["proposal_methods"][0]
+
+
+def _fc_too_wide(t: dict) -> None:
+    import torch
+
+    t["fc.weight"] = torch.zeros(t["fc.weight"].shape[0], t["fc.weight"].shape[1] + 128)
+
+
+def _truncate(draft: str) -> None:
+    path = os.path.join(draft, "model.safetensors")
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def _not_safetensors(draft: str) -> None:
+    with open(os.path.join(draft, "model.safetensors"), "wb") as f:
+        f.write(b"PK\x03\x04 this is a zip file, not safetensors" * 4)
+
+
+# (id, field named in the message, build(draft_dir, root_dir, target_dir), engine-comparable)
+# engine-comparable: the same message must come out of EngineArgs.create_engine_config().
+# Two cases are not: without a readable config.json nothing marks the directory as a
+# PEagle draft, so vLLM treats it as an ordinary model and reports that itself.
+CASES = [
+    ("missing config.json", "config.json",
+     lambda d, r, t: os.remove(os.path.join(d, "config.json")), False),
+    ("invalid JSON", "config.json",
+     lambda d, r, t: open(os.path.join(d, "config.json"), "w").write("{not json"), False),
+    ("missing mask_token_id", "mask_token_id",
+     lambda d, r, t: _edit_config(d, lambda c: c.pop("mask_token_id")), True),
+    ("string mask_token_id", "mask_token_id",
+     lambda d, r, t: _edit_config(d, lambda c: c.update(mask_token_id="3")), True),
+    ("negative mask_token_id", "mask_token_id",
+     lambda d, r, t: _edit_config(d, lambda c: c.update(mask_token_id=-5)), True),
+    ("mask_token_id beyond the vocab", "mask_token_id",
+     lambda d, r, t: _edit_config(d, lambda c: c.update(mask_token_id=100000)), True),
+    ("zero speculative_tokens", "speculators_config.proposal_methods[0].speculative_tokens",
+     lambda d, r, t: _edit_config(d, lambda c: _proposal(c).update(speculative_tokens=0)), True),
+    ("negative speculative_tokens", "speculators_config.proposal_methods[0].speculative_tokens",
+     lambda d, r, t: _edit_config(d, lambda c: _proposal(c).update(speculative_tokens=-2)), True),
+    ("missing speculative_tokens", "speculators_config.proposal_methods[0].speculative_tokens",
+     lambda d, r, t: _edit_config(d, lambda c: _proposal(c).pop("speculative_tokens")), True),
+    ("missing verifier name_or_path", "speculators_config.verifier.name_or_path",
+     lambda d, r, t: _edit_config(d, lambda c: c["speculators_config"]["verifier"].pop(
+         "name_or_path")), True),
+    ("missing transformer_layer_config", "transformer_layer_config",
+     lambda d, r, t: _edit_config(d, lambda c: c.pop("transformer_layer_config")), True),
+    ("unsupported model_type", "transformer_layer_config.model_type",
+     lambda d, r, t: _edit_config(d, lambda c: c["transformer_layer_config"].update(
+         model_type="gpt2")), True),
+    ("string draft_vocab_size", "draft_vocab_size",
+     lambda d, r, t: _edit_config(d, lambda c: c.update(draft_vocab_size="512")), True),
+    ("aux ids beyond the verifier's layers", "eagle_aux_hidden_state_layer_ids",
+     lambda d, r, t: _edit_config(d, lambda c: c.update(
+         eagle_aux_hidden_state_layer_ids=[2, 4, 11])), True),
+    ("too-shallow verifier without explicit ids", "eagle_aux_hidden_state_layer_ids",
+     lambda d, r, t: _own_verifier(d, r, t, lambda c: c.update(num_hidden_layers=4)), True),
+    ("target_hidden_size mismatch", "target_hidden_size",
+     lambda d, r, t: _edit_config(d, lambda c: c.update(target_hidden_size=256)), True),
+    ("wrong fc shape", "fc.weight",
+     lambda d, r, t: _rewrite_weights(d, _fc_too_wide), True),
+    ("missing mask_hidden", "mask_hidden",
+     lambda d, r, t: _rewrite_weights(d, lambda w: w.pop("mask_hidden")), True),
+    ("truncated safetensors", "model.safetensors",
+     lambda d, r, t: _truncate(d), True),
+    ("not a safetensors file", "model.safetensors",
+     lambda d, r, t: _not_safetensors(d), True),
+    ("missing verifier directory", "speculators_config.verifier.name_or_path",
+     lambda d, r, t: _edit_config(d, lambda c: c["speculators_config"]["verifier"].update(
+         name_or_path=os.path.join(r, "no-such-verifier"))), True),
+]
+
+
+def build_case(case_id: str, root: str, tiny: dict[str, str]) -> str:
+    """Copy the tiny PEagle draft to ``root/draft`` and break it as ``case_id`` says."""
+    draft = os.path.join(root, "draft")
+    shutil.copytree(tiny["peagle"], draft)
+    build = {c[0]: c[2] for c in CASES}[case_id]
+    build(draft, root, tiny["target"])
+    return draft
+
+
+def tree_state(path: str) -> dict[str, bytes]:
+    state = {}
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            with open(full, "rb") as f:
+                state[os.path.relpath(full, path)] = f.read()
+    return state

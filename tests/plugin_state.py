@@ -1,0 +1,99 @@
+"""Run in a fresh process by tests (and the GPU session): what ``register()`` does
+to vLLM's tables in one ``VLLM_PEAGLE_MODE``, and what an engine config built
+from a PEagle checkpoint looks like.
+
+usage: python tests/plugin_state.py PEAGLE_DIR OUT.json [BAD_DIR ...]
+Writes JSON; each BAD_DIR's ``create_engine_config`` error is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+PEAGLE_ARCHS = ("PEagleDraftModel", "PeagleLlamaForCausalLM", "PeagleQwen3ForCausalLM")
+
+
+def snapshot() -> dict:
+    """A comparable picture of the three tables the plugin may touch."""
+    from vllm import ModelRegistry
+    from vllm.transformers_utils.configs.speculators import algos
+    from vllm.transformers_utils.configs.speculators.base import SpeculatorsConfig
+
+    return {
+        "registry": {a: repr(ModelRegistry.models.get(a)) for a in PEAGLE_ARCHS},
+        "registry_ids": {a: id(ModelRegistry.models.get(a)) for a in PEAGLE_ARCHS},
+        "algos": {k: f"{v.__module__}.{v.__qualname__}"
+                  for k, v in algos.SUPPORTED_SPECULATORS_TYPES.items()},
+        "speculators_config": {
+            name: repr(SpeculatorsConfig.__dict__.get(name))
+            for name in ("build_vllm_speculative_config", "validate_speculators_config",
+                         "from_pretrained")},
+    }
+
+
+def main() -> int:
+    peagle_dir, out_path, *bad_dirs = sys.argv[1:]
+    import vllm_peagle
+
+    state: dict = {"mode": os.environ.get("VLLM_PEAGLE_MODE", "auto")}
+    state["before"] = snapshot()
+    state["register_1"] = vllm_peagle.register()
+    state["after_1"] = snapshot()
+    state["register_2"] = vllm_peagle.register()
+    state["after_2"] = snapshot()
+
+    from vllm import ModelRegistry
+
+    resolved = {}
+    for arch in PEAGLE_ARCHS:
+        cls = ModelRegistry._try_load_model_cls(arch)
+        resolved[arch] = None if cls is None else f"{cls.__module__}.{cls.__qualname__}"
+    state["resolved"] = resolved
+
+    from vllm.transformers_utils.configs.speculators import algos
+
+    fn = algos.SUPPORTED_SPECULATORS_TYPES.get("peagle")
+    state["peagle_algo"] = None if fn is None else f"{fn.__module__}.{fn.__qualname__}"
+
+    from vllm.engine.arg_utils import EngineArgs
+
+    config = EngineArgs(model=peagle_dir, gpu_memory_utilization=0.3).create_engine_config()
+    spec = config.speculative_config
+    state["engine_config"] = {
+        "method": spec.method,
+        "parallel_drafting": spec.parallel_drafting,
+        "num_speculative_tokens": spec.num_speculative_tokens,
+        "draft_model": spec.model,
+        "target_model": config.model_config.model,
+        "pard_token": getattr(spec.draft_model_config.hf_config, "pard_token", None),
+        "norm_before_residual": getattr(spec.draft_model_config.hf_config,
+                                        "norm_before_residual", None),
+        "draft_architectures": spec.draft_model_config.hf_config.architectures,
+    }
+    state["after_engine_config"] = snapshot()
+
+    errors = {}
+    for bad in bad_dirs:
+        try:
+            EngineArgs(model=bad, gpu_memory_utilization=0.3).create_engine_config()
+            errors[bad] = None
+        except Exception as e:  # the type and text are what the tests check
+            errors[bad] = {"type": type(e).__name__, "mro": [c.__name__ for c in type(e).__mro__],
+                           "message": str(e)}
+    state["errors"] = errors
+
+    try:
+        import torch
+
+        state["cuda_initialized"] = bool(torch.cuda.is_initialized())
+    except ImportError:
+        state["cuda_initialized"] = None
+    with open(out_path, "w") as f:
+        json.dump(state, f, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""``vllm-peagle check``: every malformed checkpoint gives exit 1 and one line per
+problem naming the field, no traceback, and leaves the directory as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.malformed import CASES, build_case, tree_state
+
+
+def run_check(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vllm_peagle.cli", "check", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def problem_lines(draft: str, stdout: str) -> list[str]:
+    prefix = f"{draft}: "
+    return [line[len(prefix):] for line in stdout.splitlines() if line.startswith(prefix)]
+
+
+def test_at_least_15_malformed_cases():
+    assert len(CASES) >= 15
+
+
+@pytest.mark.parametrize("case_id,field", [(c[0], c[1]) for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_check_malformed(case_id, field, tiny_models, tmp_path):
+    draft = build_case(case_id, str(tmp_path), tiny_models)
+    before = tree_state(str(tmp_path))
+    proc = run_check(draft)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = problem_lines(draft, proc.stdout)
+    assert lines, proc.stdout
+    assert any(line.startswith(f"{field}: ") for line in lines), proc.stdout
+    assert tree_state(str(tmp_path)) == before
+
+
+@pytest.mark.parametrize("kind", ["peagle"])
+def test_check_valid_tiny(kind, tiny_models):
+    proc = run_check(tiny_models[kind])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    with open(os.path.join(tiny_models[kind], "config.json")) as f:
+        k = json.load(f)["speculators_config"]["proposal_methods"][0]["speculative_tokens"]
+    assert f"method=eagle3 parallel_drafting=True num_speculative_tokens={k}" in out
+    assert "PeagleLlamaForCausalLM" in out
+    # The tiny target has 8 layers: vLLM's defaults (2, 8 // 2, 8 - 3).
+    assert "aux layer ids: [2, 4, 5]" in out
+
+
+def test_check_eagle3_is_not_peagle(tiny_models):
+    proc = run_check(tiny_models["eagle3"])
+    assert proc.returncode == 1
+    assert "speculators_model_type: is 'eagle3'" in proc.stdout
+    assert "not PEagle" in proc.stdout
+
+
+def test_check_explicit_verifier_flag(tiny_models, tmp_path):
+    # The draft names a verifier that is gone; --verifier points at the real one.
+    draft = str(tmp_path / "draft")
+    shutil.copytree(tiny_models["peagle"], draft)
+    path = os.path.join(draft, "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    config["speculators_config"]["verifier"]["name_or_path"] = "some-org/some-model"
+    with open(path, "w") as f:
+        json.dump(config, f)
+    no_verifier = run_check(draft)
+    assert no_verifier.returncode == 0
+    assert "verifier checks skipped" in no_verifier.stdout
+    with_verifier = run_check(draft, "--verifier", tiny_models["target"])
+    assert with_verifier.returncode == 0
+    assert "aux layer ids: [2, 4, 5]" in with_verifier.stdout
+
+
+def test_speculators_package_validation(tiny_models):
+    speculators = pytest.importorskip(
+        "speculators", reason="the optional `speculators` package is not installed")
+    from vllm_peagle.check import speculators_problems
+
+    with open(os.path.join(tiny_models["peagle"], "config.json")) as f:
+        config = json.load(f)
+    assert speculators_problems(config) == []
+    config["mask_token_id"] = "not-an-int"
+    assert any(p.field == "mask_token_id" for p in speculators_problems(config)), speculators

@@ -1,0 +1,98 @@
+"""vllm-peagle: PEagle (Parallel EAGLE) speculative decoding for vLLM, as a plugin.
+
+vLLM calls ``register()`` (entry point ``vllm.general_plugins: peagle``) in every
+process it starts.  Depending on ``VLLM_PEAGLE_MODE`` it installs the patches
+below where the installed vLLM lacks them (``auto``, the default), everywhere
+(``force``, for conformance tests on vLLM >= 0.22) or nowhere (``off``).
+
+Patch manifest (one entry per upstream file; all from vllm-project/vllm#41826,
+native in vLLM 0.22.0; each can go once the oldest supported vLLM is 0.22.0):
+
+** File: vllm_peagle/model_executor/models/registry.py **
+   1. ``vllm.model_executor.models.registry._SPECULATIVE_DECODING_MODELS``
+      Why: the draft config of a PEagle checkpoint names ``PeagleLlamaForCausalLM``
+           (or ``PEagleDraftModel``), which vLLM < 0.22 cannot resolve.
+      How: ``ModelRegistry.register_model`` with lazy ``module:class`` strings,
+           to ``llama_eagle3.Eagle3LlamaForCausalLM`` (and
+           ``qwen3_eagle3.Eagle3Qwen3ForCausalLM`` where vLLM ships it).
+      Related PR: vllm-project/vllm#41826
+      Future plan: remove when the oldest supported vLLM is 0.22.0.
+
+** File: vllm_peagle/transformers_utils/configs/speculators/algos.py **
+   2. ``vllm.transformers_utils.configs.speculators.algos.SUPPORTED_SPECULATORS_TYPES["peagle"]``
+      Why: vLLM < 0.22 has no ``peagle`` algorithm, so the draft's HF config never
+           gets ``pard_token`` (the mask token the parallel-drafting proposer reads)
+           nor PEagle's ``norm_before_residual=False`` default.
+      How: add ``update_peagle`` to the algorithm table; it validates the fields
+           first and raises a ``ValueError`` naming field and fix.
+      Related PR: vllm-project/vllm#41826
+      Future plan: remove when the oldest supported vLLM is 0.22.0.
+
+** File: vllm_peagle/transformers_utils/configs/speculators/base.py **
+   3. ``vllm.transformers_utils.configs.speculators.base.SpeculatorsConfig``
+      (``build_vllm_speculative_config``, ``validate_speculators_config``,
+      ``from_pretrained``)
+      Why: vLLM < 0.22 passes ``method="peagle"`` to ``SpeculativeConfig``, which
+           rejects it; PEagle runs as ``eagle3`` with ``parallel_drafting=True``.
+      How: wrap the classmethods; PEagle configs get the mapping and pre-flight
+           checks, every other method goes to vLLM's own code unchanged.
+      Related PR: vllm-project/vllm#41826
+      Future plan: remove the mapping when the oldest supported vLLM is 0.22.0;
+           the pre-flight checks can go upstream as their own PR.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+__all__ = ["register", "MODES", "MODE_ENV"]
+
+MODE_ENV = "VLLM_PEAGLE_MODE"
+MODES = ("auto", "force", "off")
+
+# Child of vLLM's logger, so it prints with vLLM's format and level.
+logger = logging.getLogger("vllm.plugins.peagle")
+
+_registered: dict[str, str] | None = None
+_registered_mode: str | None = None
+
+
+def mode_from_env() -> str:
+    mode = os.environ.get(MODE_ENV, "auto").strip().lower() or "auto"
+    if mode not in MODES:
+        raise ValueError(
+            f"{MODE_ENV}={os.environ.get(MODE_ENV)!r} is not a valid mode; "
+            f"use one of {', '.join(MODES)} (auto is the default)"
+        )
+    return mode
+
+
+def register() -> dict[str, str]:
+    """Install the PEagle patches the installed vLLM needs.
+
+    Idempotent and cheap: imports lazily, never touches CUDA.  Returns patch name
+    -> "installed" | "native" (empty for ``off``)."""
+    global _registered, _registered_mode
+    mode = mode_from_env()
+    if mode == "off":
+        return {}
+    if _registered is not None and _registered_mode == mode:
+        return dict(_registered)
+
+    from vllm_peagle.model_executor.models import registry
+    from vllm_peagle.transformers_utils.configs.speculators import algos, base
+
+    force = mode == "force"
+    result = {
+        "registry": registry.apply(force),
+        "speculators_algo": algos.apply(force),
+        "speculative_config_mapping": base.apply(force),
+    }
+    if result != _registered:
+        installed = [k for k, v in result.items() if v == "installed"] or ["nothing"]
+        native = [k for k, v in result.items() if v == "native"] or ["nothing"]
+        logger.info("vllm-peagle (%s mode): installed %s; kept native %s",
+                    mode, ", ".join(installed), ", ".join(native))
+    _registered, _registered_mode = result, mode
+    return dict(result)

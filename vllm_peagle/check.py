@@ -1,0 +1,77 @@
+"""``vllm-peagle check DIR``: pre-flight validation of a PEagle checkpoint.
+
+Exit 0 with a summary of what vLLM will run; exit 1 with one line per problem
+(field, value, fix) and no traceback.  Reads config files and safetensors
+headers only: no vLLM import, no tensors loaded, nothing written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from vllm_peagle.checkpoint import (
+    PEAGLE_ARCHITECTURES,
+    Problem,
+    aux_layer_ids,
+    check_checkpoint,
+    peagle_speculative_config,
+    text_config,
+)
+
+
+def speculators_problems(config: dict) -> list[Problem]:
+    """Validation through the optional ``speculators`` package's own config model."""
+    try:
+        from speculators.models.peagle import PEagleSpeculatorConfig
+    except ImportError:
+        return []
+    try:
+        PEagleSpeculatorConfig.model_validate(config)
+    except Exception as e:  # pydantic.ValidationError, or speculators' own errors
+        errors = getattr(e, "errors", None)
+        if callable(errors):
+            return [Problem(".".join(str(p) for p in err.get("loc", ())) or "config.json",
+                            f"speculators: {err.get('msg')}") for err in errors()]
+        return [Problem("config.json", f"speculators: {e}")]
+    return []
+
+
+def run_check(draft_dir: str, verifier_dir: str | None = None, out=None) -> int:
+    out = out or sys.stdout
+    report = check_checkpoint(draft_dir, verifier_dir)
+    problems = list(report.problems)
+    if report.config is not None and not problems:
+        problems += speculators_problems(report.config)
+    for note in report.notes:
+        print(f"note: {note}", file=out)
+    if problems:
+        for p in problems:
+            print(f"{draft_dir}: {p}", file=out)
+        if report.config is not None and report.config.get("speculators_model_type") != "peagle":
+            print("not a PEagle checkpoint", file=out)
+        else:
+            print(f"{len(problems)} problem(s); vLLM would fail on this checkpoint", file=out)
+        return 1
+
+    config = report.config
+    spec = peagle_speculative_config(config)
+    model_type = config["transformer_layer_config"].get("model_type", "llama")
+    print(f"{draft_dir}: OK, a PEagle checkpoint", file=out)
+    print(f"  vLLM speculative config: method={spec['method']} "
+          f"parallel_drafting={spec['parallel_drafting']} "
+          f"num_speculative_tokens={spec['num_speculative_tokens']}", file=out)
+    print(f"  draft architecture: {PEAGLE_ARCHITECTURES[model_type]} "
+          f"(mask_token_id {config['mask_token_id']} -> pard_token)", file=out)
+    if report.verifier_config is not None:
+        layers = text_config(report.verifier_config).get("num_hidden_layers")
+        ids, explicit = aux_layer_ids(config, layers)
+        origin = "from eagle_aux_hidden_state_layer_ids" if explicit else \
+            f"vLLM's default (2, L/2, L-3) for L={layers}"
+        print(f"  aux layer ids: {list(ids)} ({origin})", file=out)
+        print(f"  verifier: {os.path.abspath(report.verifier_dir)}", file=out)
+    else:
+        ids = config.get("eagle_aux_hidden_state_layer_ids")
+        print(f"  aux layer ids: {ids if ids else 'vLLM default (2, L/2, L-3) of the verifier'}",
+              file=out)
+    return 0

@@ -1,0 +1,64 @@
+"""Feature probes: ask the installed vLLM what it has, never its version string.
+
+Each probe imports only what it inspects and is cached, because vLLM calls the
+plugin's ``register()`` in every process and the probes run from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.util
+import os
+
+
+def vllm_module_exists(dotted: str) -> bool:
+    """True when ``vllm.<dotted>`` is a module file of the installed vLLM.
+
+    Looks at the files only, so probing ``model_executor.models.qwen3_eagle3``
+    does not import vLLM's model package (and with it torch).
+    """
+    spec = importlib.util.find_spec("vllm")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    parts = dotted.split(".")
+    for root in spec.submodule_search_locations:
+        base = os.path.join(root, *parts)
+        if os.path.isfile(base + ".py") or os.path.isfile(
+            os.path.join(base, "__init__.py")
+        ):
+            return True
+    return False
+
+
+@functools.cache
+def has_parallel_drafting() -> bool:
+    """vLLM >= 0.16: ``SpeculativeConfig`` has the ``parallel_drafting`` field
+    that PEagle's one-pass drafting runs on."""
+    from vllm.config import SpeculativeConfig
+
+    if dataclasses.is_dataclass(SpeculativeConfig):
+        return any(f.name == "parallel_drafting" for f in dataclasses.fields(SpeculativeConfig))
+    return hasattr(SpeculativeConfig, "parallel_drafting")
+
+
+def has_qwen3_eagle3() -> bool:
+    """The Qwen3 Eagle3 drafter that ``PeagleQwen3ForCausalLM`` resolves to."""
+    return vllm_module_exists("model_executor.models.qwen3_eagle3")
+
+
+def speculators_overrides_apply() -> bool:
+    """Whether vLLM merges a user's ``speculative_config`` into the one read
+    from a speculators checkpoint (e.g. to override ``num_speculative_tokens``).
+
+    Older releases replace the user's dict with the checkpoint's; the probe reads
+    ``maybe_override_with_speculators`` for the merge.
+    """
+    import inspect
+
+    from vllm.transformers_utils import config as tu_config
+
+    fn = getattr(tu_config, "maybe_override_with_speculators", None)
+    if fn is None:
+        return False
+    return ".update(vllm_speculative_config)" in inspect.getsource(fn)

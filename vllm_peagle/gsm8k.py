@@ -1,0 +1,102 @@
+"""GSM8K through lm-eval, on an ``LLM`` the caller already holds.
+
+The data comes from the hub's ``openai/gsm8k`` (lm-eval's own ``gsm8k`` task)
+or, offline, from a directory with ``test.jsonl`` and ``train.jsonl`` named by
+``GSM8K_DATA``; the task is then lm-eval's ``gsm8k`` YAML with only its data
+source replaced, so prompts, few-shot examples and the strict-match filter are
+lm-eval's.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+GSM8K_DATA_ENV = "GSM8K_DATA"
+
+
+def local_data_dir() -> str | None:
+    path = os.environ.get(GSM8K_DATA_ENV)
+    if not path:
+        return None
+    for name in ("test.jsonl", "train.jsonl"):
+        if not os.path.isfile(os.path.join(path, name)):
+            raise FileNotFoundError(
+                f"{GSM8K_DATA_ENV}={path!r} has no {name}; point it at a directory "
+                "with GSM8K's test.jsonl and train.jsonl (e.g. ../shared/data/gsm8k)")
+    return os.path.abspath(path)
+
+
+def _local_task(data_dir: str, task_dir: str) -> str:
+    import lm_eval
+
+    upstream = os.path.join(os.path.dirname(lm_eval.__file__), "tasks", "gsm8k", "gsm8k.yaml")
+    with open(os.path.join(task_dir, "gsm8k_local.yaml"), "w") as f:
+        f.write(
+            f"include: {upstream}\n"
+            "task: gsm8k_local\n"
+            "tag: []\n"
+            "dataset_path: json\n"
+            "dataset_name: null\n"
+            "dataset_kwargs:\n"
+            "  data_files:\n"
+            f"    train: {os.path.join(data_dir, 'train.jsonl')}\n"
+            f"    test: {os.path.join(data_dir, 'test.jsonl')}\n"
+        )
+    return "gsm8k_local"
+
+
+def make_lm(llm: Any):
+    """An lm-eval ``LM`` that generates greedily with ``llm`` in one batch."""
+    from lm_eval.api.model import LM
+    from vllm import SamplingParams
+
+    class VLLMGreedyLM(LM):
+        def __init__(self):
+            super().__init__()
+            self.generations: list[str] = []
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            prompts, params = [], []
+            for req in requests:
+                context, gen_kwargs = req.args
+                until = gen_kwargs.get("until") or []
+                prompts.append(context)
+                params.append(SamplingParams(
+                    temperature=0.0, max_tokens=int(gen_kwargs.get("max_gen_toks", 256)),
+                    stop=list(until) if isinstance(until, (list, tuple)) else [until]))
+            outputs = llm.generate(prompts, params, use_tqdm=False)
+            texts = [o.outputs[0].text for o in outputs]
+            self.generations.extend(texts)
+            return texts
+
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            raise NotImplementedError("GSM8K needs generation only")
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+            raise NotImplementedError("GSM8K needs generation only")
+
+    return VLLMGreedyLM()
+
+
+def evaluate_gsm8k(llm: Any, limit: int | None = None, num_fewshot: int = 5) -> dict[str, Any]:
+    """Strict-match accuracy and the raw generations of ``llm`` on GSM8K."""
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    data_dir = local_data_dir()
+    lm = make_lm(llm)
+    with tempfile.TemporaryDirectory() as task_dir:
+        if data_dir is not None:
+            task = _local_task(data_dir, task_dir)
+            manager = TaskManager(include_path=task_dir)
+        else:
+            task, manager = "gsm8k", TaskManager()
+        results = simple_evaluate(model=lm, tasks=[task], num_fewshot=num_fewshot,
+                                  limit=limit, task_manager=manager, log_samples=False,
+                                  random_seed=0, numpy_random_seed=0, torch_random_seed=0,
+                                  fewshot_random_seed=0)
+    accuracy = results["results"][task]["exact_match,strict-match"]
+    return {"accuracy": accuracy, "generations": lm.generations,
+            "source": data_dir or "hub:openai/gsm8k", "limit": limit}

@@ -1,0 +1,133 @@
+"""Run one vLLM engine scenario and report it as JSON.
+
+A scenario is one ``LLM`` (a model, a plugin mode, engine options) and the work
+done on it: greedy generation of a prompt batch, optionally GSM8K.  The plugin
+patches vLLM process-wide, so tests and the GPU session run each mode in its own
+process: ``run_isolated`` starts ``python -m vllm_peagle.runner`` with the mode
+in the environment and reads the JSON it writes.  vLLM spawns its workers, so
+this module only starts engines under ``__main__`` or when called.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from typing import Any
+
+DEFAULT_PROMPTS = [
+    "Return the value",
+    "The file is opened and",
+    "If the argument is a string, the result",
+    "Raise an error",
+    "A list of",
+    "This function returns a new object with the same",
+    "Convert",
+    "When the path does not exist, the default",
+    "Return a copy of the string with all",
+    "The number",
+]
+
+
+def speculative_summary(llm: Any) -> dict[str, Any] | None:
+    """The resolved speculative config of a live ``LLM``."""
+    config = llm.llm_engine.vllm_config
+    spec = config.speculative_config
+    if spec is None:
+        return None
+    hf = spec.draft_model_config.hf_config
+    return {
+        "method": spec.method,
+        "parallel_drafting": bool(getattr(spec, "parallel_drafting", False)),
+        "num_speculative_tokens": spec.num_speculative_tokens,
+        "draft_model": spec.model,
+        "target_model": config.model_config.model,
+        "draft_architectures": list(getattr(hf, "architectures", None) or []),
+        "pard_token": getattr(hf, "pard_token", None),
+    }
+
+
+def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
+    """Start the engine, do the work, return a JSON-able dict (errors included)."""
+    from vllm import LLM, SamplingParams
+
+    from vllm_peagle.spec_decode_stats import compute_spec_decode_stats
+
+    result: dict[str, Any] = {"scenario": scenario, "ok": False}
+    kwargs = dict(scenario.get("llm_kwargs") or {})
+    if scenario.get("speculative_config") is not None:
+        kwargs["speculative_config"] = scenario["speculative_config"]
+    started = time.perf_counter()
+    try:
+        llm = LLM(model=scenario["model"], disable_log_stats=False, **kwargs)
+    except Exception as e:  # the error is the result (e.g. vLLM without the plugin)
+        result.update(error_type=type(e).__name__, error=str(e).strip()[-4000:],
+                      traceback=traceback.format_exc()[-4000:])
+        return result
+    result["startup_s"] = time.perf_counter() - started
+    result["speculative_config"] = speculative_summary(llm)
+    import vllm
+
+    result["vllm_version"] = vllm.__version__
+
+    prompts = scenario.get("prompts") or DEFAULT_PROMPTS
+    params = SamplingParams(temperature=0.0, max_tokens=int(scenario.get("max_tokens", 32)),
+                            ignore_eos=bool(scenario.get("ignore_eos", True)))
+    started = time.perf_counter()
+    outputs = llm.generate(prompts, params, use_tqdm=False)
+    result["generate_s"] = time.perf_counter() - started
+    result["prompts"] = prompts
+    result["token_ids"] = [list(o.outputs[0].token_ids) for o in outputs]
+    result["texts"] = [o.outputs[0].text for o in outputs]
+    result["stats"] = compute_spec_decode_stats(llm.get_metrics())
+
+    if scenario.get("gsm8k_limit"):
+        from vllm_peagle.gsm8k import evaluate_gsm8k
+
+        result["gsm8k"] = evaluate_gsm8k(llm, limit=int(scenario["gsm8k_limit"]))
+        result["stats_after_gsm8k"] = compute_spec_decode_stats(llm.get_metrics())
+    result["ok"] = True
+    return result
+
+
+def run_isolated(scenario: dict[str, Any], mode: str | None = None,
+                 env: dict[str, str] | None = None, timeout: float = 900) -> dict[str, Any]:
+    """``run_scenario`` in a fresh Python process with ``VLLM_PEAGLE_MODE=mode``."""
+    child_env = dict(os.environ, **(env or {}))
+    if mode is not None:
+        child_env["VLLM_PEAGLE_MODE"] = mode
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_path = os.path.join(tmp, "scenario.json")
+        out_path = os.path.join(tmp, "result.json")
+        with open(spec_path, "w") as f:
+            json.dump(scenario, f)
+        proc = subprocess.run([sys.executable, "-m", "vllm_peagle.runner", spec_path, out_path],
+                              env=child_env, capture_output=True, text=True, timeout=timeout)
+        if not os.path.exists(out_path):
+            raise RuntimeError(f"runner exited {proc.returncode} without a result:\n"
+                               f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        with open(out_path) as f:
+            result = json.load(f)
+    result["log_tail"] = proc.stderr[-3000:]
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m vllm_peagle.runner SCENARIO.json RESULT.json", file=sys.stderr)
+        return 2
+    with open(argv[0]) as f:
+        scenario = json.load(f)
+    result = run_scenario(scenario)
+    with open(argv[1], "w") as f:
+        json.dump(result, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

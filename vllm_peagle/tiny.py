@@ -1,0 +1,282 @@
+"""``vllm-peagle make-tiny``: tiny offline models for tests and the demo.
+
+Writes, with no network:
+- ``target/``: a Llama with real safetensors weights and a BPE tokenizer trained
+  with ``tokenizers`` on docstrings of Python's standard library;
+- ``peagle/``: a PEagle draft in the speculators format (config.json as
+  speculators writes it, weights under speculators' tensor names incl.
+  ``mask_hidden``), verifier pointing at ``target/``;
+- ``eagle3/``: the same draft as a speculators Eagle3 checkpoint.
+
+The weights are random but shaped so drafting is not hopeless: the target's
+decoder layers are small next to its embeddings, so it acts roughly like a
+bigram model, and the draft copies the target's embeddings and lm_head and
+averages the aux hidden states in ``fc``, so its first draft token is often
+right.  That gives acceptance rates between 0 and 1, which exercises both the
+accept and the reject paths of the rejection sampler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+
+# The target needs 8+ layers: vLLM's default aux layers (2, L/2, L-3) must be
+# distinct.  Head dim 32 is the smallest the CPU attention backend takes.
+@dataclass(frozen=True)
+class TinyShape:
+    vocab_size: int = 512
+    hidden_size: int = 128
+    num_hidden_layers: int = 8
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    intermediate_size: int = 256
+    max_position_embeddings: int = 2048
+    speculative_tokens: int = 3
+
+
+MASK_TOKEN = "<|mask|>"
+SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", MASK_TOKEN]
+_CORPUS_MODULES = ("json", "os", "re", "string", "textwrap", "collections", "functools",
+                   "itertools", "pathlib", "argparse", "logging", "datetime", "random",
+                   "statistics", "fractions", "decimal", "csv", "heapq", "bisect", "shutil")
+
+
+def corpus() -> list[str]:
+    """Text that ships with Python: docstrings of a fixed list of stdlib modules."""
+    import importlib
+
+    texts = []
+    for name in _CORPUS_MODULES:
+        module = importlib.import_module(name)
+        for _, obj in sorted(vars(module).items()):
+            doc = inspect.getdoc(obj) if callable(obj) or inspect.ismodule(obj) else None
+            if doc:
+                texts.append(doc)
+    return texts
+
+
+def build_tokenizer(vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(corpus(), trainer=trainer)
+    return tok
+
+
+def _llama_config(shape: TinyShape, vocab: int, bos: int, eos: int) -> dict:
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": vocab,
+        "hidden_size": shape.hidden_size,
+        "intermediate_size": shape.intermediate_size,
+        "num_hidden_layers": shape.num_hidden_layers,
+        "num_attention_heads": shape.num_attention_heads,
+        "num_key_value_heads": shape.num_key_value_heads,
+        "head_dim": shape.hidden_size // shape.num_attention_heads,
+        "max_position_embeddings": shape.max_position_embeddings,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "bos_token_id": bos,
+        "eos_token_id": eos,
+        "torch_dtype": "float32",
+    }
+
+
+def _layer_tensors(prefix: str, h: int, inter: int, n_heads: int, n_kv: int,
+                   qkv_in: int, gen, scale: float) -> dict:
+    import torch
+
+    hd = h // n_heads
+    rnd = lambda *s: torch.randn(*s, generator=gen) * scale  # noqa: E731
+    return {
+        f"{prefix}.self_attn.q_proj.weight": rnd(n_heads * hd, qkv_in),
+        f"{prefix}.self_attn.k_proj.weight": rnd(n_kv * hd, qkv_in),
+        f"{prefix}.self_attn.v_proj.weight": rnd(n_kv * hd, qkv_in),
+        f"{prefix}.self_attn.o_proj.weight": rnd(h, n_heads * hd),
+        f"{prefix}.mlp.gate_proj.weight": rnd(inter, h),
+        f"{prefix}.mlp.up_proj.weight": rnd(inter, h),
+        f"{prefix}.mlp.down_proj.weight": rnd(h, inter),
+        f"{prefix}.input_layernorm.weight": torch.ones(h),
+        f"{prefix}.post_attention_layernorm.weight": torch.ones(h),
+    }
+
+
+def _draft_lm_head(embed, lm_head):
+    """An lm_head that maps the last token t to the target's token after next.
+
+    The target is close to a bigram model f(t) = argmax lm_head . norm(embed t),
+    and the draft's output is close to norm(embed t) (fc averages the aux states,
+    which are close to embed t).  The draft sees token f(t) as input and should
+    predict f(f(t)): so row j sums the normed embeddings of every t with
+    f(f(t)) = j.  Not exact (the layers add context), which is the point.
+    """
+    import torch
+
+    normed = embed / embed.pow(2).mean(-1, keepdim=True).add(1e-5).sqrt()
+    f = (normed @ lm_head.T).argmax(-1)
+    head = torch.zeros_like(lm_head)
+    head.index_add_(0, f[f], normed)
+    return head
+
+
+def speculators_config(kind: str, layer_config: dict, verifier_dir: str, k: int,
+                       extra: dict) -> dict:
+    """A config.json as speculators writes it for an Eagle3 or PEagle draft."""
+    arch = {"peagle": "PEagleSpeculator", "eagle3": "Eagle3Speculator"}[kind]
+    return {
+        "architectures": [arch],
+        "speculators_model_type": kind,
+        "speculators_version": "0.4.0",
+        "speculators_config": {
+            "algorithm": kind,
+            "default_proposal_method": "greedy",
+            "proposal_methods": [{
+                "proposal_type": "greedy",
+                "speculative_tokens": k,
+                "verifier_accept_k": 1,
+                "accept_tolerance": 0.0,
+            }],
+            "verifier": {
+                "architectures": ["LlamaForCausalLM"],
+                "name_or_path": verifier_dir,
+            },
+        },
+        "transformer_layer_config": layer_config,
+        "draft_vocab_size": layer_config["vocab_size"],
+        "norm_before_residual": False,
+        "target_hidden_size": None,
+        "torch_dtype": "float32",
+        **extra,
+    }
+
+
+def make_tiny(out_dir: str, seed: int = 0, shape: TinyShape = TinyShape()) -> dict[str, str]:
+    """Write target/, peagle/ and eagle3/ under ``out_dir``; returns their paths.
+
+    Deterministic for a seed (and a Python version, whose docstrings train the
+    tokenizer).  Written to a temporary directory first, so an interrupted run
+    leaves nothing half-written."""
+    import torch
+    from safetensors.torch import save_file
+
+    out_dir = os.path.abspath(out_dir)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tiny-", dir=parent)
+    os.chmod(tmp, 0o755)
+    try:
+        paths = _write_all(tmp, out_dir, seed, shape, torch, save_file)
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return paths
+
+
+def _write_all(tmp: str, final: str, seed: int, shape: TinyShape, torch, save_file) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    tok = build_tokenizer(shape.vocab_size)
+    vocab = tok.get_vocab_size()
+    bos, eos, mask = (tok.token_to_id(t) for t in ("<s>", "</s>", MASK_TOKEN))
+    h, n_layers = shape.hidden_size, shape.num_hidden_layers
+
+    # --- target ---
+    target = os.path.join(tmp, "target")
+    os.makedirs(target)
+    tok.save(os.path.join(target, "tokenizer.json"))
+    with open(os.path.join(target, "tokenizer_config.json"), "w") as f:
+        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>",
+                   "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": False,
+                   "model_max_length": shape.max_position_embeddings}, f, indent=2)
+    cfg = _llama_config(shape, vocab, bos, eos)
+    with open(os.path.join(target, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    with open(os.path.join(target, "generation_config.json"), "w") as f:
+        json.dump({"bos_token_id": bos, "eos_token_id": eos}, f, indent=2)
+    embed = torch.randn(vocab, h, generator=gen)
+    lm_head = torch.randn(vocab, h, generator=gen)
+    weights = {"model.embed_tokens.weight": embed, "lm_head.weight": lm_head,
+               "model.norm.weight": torch.ones(h)}
+    for i in range(n_layers):
+        weights.update(_layer_tensors(f"model.layers.{i}", h, shape.intermediate_size,
+                                      shape.num_attention_heads, shape.num_key_value_heads,
+                                      h, gen, scale=0.02))
+    save_file(weights, os.path.join(target, "model.safetensors"), metadata={"format": "pt"})
+
+    # --- drafts: one decoder layer whose qkv sees [embeds, hidden] (2h) ---
+    layer_cfg = dict(_llama_config(shape, vocab, bos, eos), num_hidden_layers=1)
+    layer_cfg.pop("architectures")
+    n_aux = 3
+    draft = {
+        "embed_tokens.weight": embed.clone(),
+        "lm_head.weight": _draft_lm_head(embed, lm_head),
+        "norm.weight": torch.ones(h),
+        # fc averages the three aux hidden states: the draft starts from the
+        # target's own view of the last token.
+        "fc.weight": torch.cat([torch.eye(h) / n_aux] * n_aux, dim=1),
+        "layers.0.hidden_norm.weight": torch.ones(h),
+        **_layer_tensors("layers.0", h, shape.intermediate_size, shape.num_attention_heads,
+                         shape.num_key_value_heads, 2 * h, gen, scale=0.02),
+    }
+    final_target = os.path.join(final, "target")
+    paths = {"target": final_target}
+    for kind in ("peagle", "eagle3"):
+        d = os.path.join(tmp, kind)
+        os.makedirs(d)
+        tensors = dict(draft)
+        extra = {}
+        if kind == "peagle":
+            tensors["mask_hidden"] = torch.randn(n_aux * h, generator=gen)
+            extra["mask_token_id"] = mask
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(speculators_config(kind, layer_cfg, final_target,
+                                         shape.speculative_tokens, extra), f, indent=2)
+        save_file({k: v.contiguous() for k, v in tensors.items()},
+                  os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+        paths[kind] = os.path.join(final, kind)
+    with open(os.path.join(tmp, "tiny.json"), "w") as f:
+        json.dump({"seed": seed, "shape": asdict(shape), "mask_token_id": mask}, f, indent=2)
+    return paths
+
+
+def tiny_digest(out_dir: str) -> str:
+    """sha256 over every file under ``out_dir`` (paths and bytes)."""
+    h = hashlib.sha256()
+    for root, _, files in sorted(os.walk(out_dir)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            h.update(os.path.relpath(path, out_dir).encode())
+            with open(path, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()
+
+
+def default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "vllm-peagle", "tiny")
+
+
+def ensure_tiny(out_dir: str | None = None, seed: int = 0) -> dict[str, str]:
+    """Build the tiny models into ``out_dir`` (default: the cache) if absent."""
+    out_dir = os.path.abspath(out_dir or default_cache_dir())
+    names = ("target", "peagle", "eagle3")
+    if all(os.path.isfile(os.path.join(out_dir, n, "config.json")) for n in names):
+        return {n: os.path.join(out_dir, n) for n in names}
+    return make_tiny(out_dir, seed=seed)
