@@ -17,7 +17,7 @@ from vllm_peagle.runner import DEFAULT_PROMPTS, run_isolated
 from vllm_peagle.tiny import make_tiny
 
 # The CPU backend reserves this share of host memory for the KV cache.
-CPU_LLM_KWARGS = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "max_num_seqs": 16}
+CPU_LLM_KWARGS = {"gpu_memory_utilization": 0.3, "max_model_len": 4096, "max_num_seqs": 16}
 # Mixed lengths, one batch: 10 prompts from 1 to 12 words.
 LOSSLESS_PROMPTS = DEFAULT_PROMPTS
 MAX_TOKENS = 32

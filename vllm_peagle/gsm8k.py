@@ -48,9 +48,15 @@ def _local_task(data_dir: str, task_dir: str) -> str:
 
 
 def make_lm(llm: Any):
-    """An lm-eval ``LM`` that generates greedily with ``llm`` in one batch."""
+    """An lm-eval ``LM`` that generates greedily with ``llm`` in one batch.
+
+    Like lm-eval's own vLLM model, a context longer than the model's window
+    minus the generation budget keeps its last tokens."""
     from lm_eval.api.model import LM
     from vllm import SamplingParams
+
+    tokenizer = llm.get_tokenizer()
+    max_model_len = llm.llm_engine.vllm_config.model_config.max_model_len
 
     class VLLMGreedyLM(LM):
         def __init__(self):
@@ -62,9 +68,11 @@ def make_lm(llm: Any):
             for req in requests:
                 context, gen_kwargs = req.args
                 until = gen_kwargs.get("until") or []
-                prompts.append(context)
+                max_tokens = int(gen_kwargs.get("max_gen_toks", 256))
+                ids = tokenizer.encode(context)[-(max_model_len - max_tokens):]
+                prompts.append({"prompt_token_ids": ids})
                 params.append(SamplingParams(
-                    temperature=0.0, max_tokens=int(gen_kwargs.get("max_gen_toks", 256)),
+                    temperature=0.0, max_tokens=max_tokens,
                     stop=list(until) if isinstance(until, (list, tuple)) else [until]))
             outputs = llm.generate(prompts, params, use_tqdm=False)
             texts = [o.outputs[0].text for o in outputs]

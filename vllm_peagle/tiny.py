@@ -36,7 +36,7 @@ class TinyShape:
     num_attention_heads: int = 4
     num_key_value_heads: int = 2
     intermediate_size: int = 256
-    max_position_embeddings: int = 2048
+    max_position_embeddings: int = 4096
     speculative_tokens: int = 3
 
 

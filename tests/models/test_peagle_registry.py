@@ -1,0 +1,37 @@
+"""Each PEagle architecture name in the examples table resolves to vLLM's Eagle3
+drafter, and its tiny example loads and generates under that name."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.models.registry import _SPECULATIVE_DECODING_EXAMPLE_MODELS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXAMPLES = sorted(_SPECULATIVE_DECODING_EXAMPLE_MODELS.items())
+
+
+def test_peagle_names_are_in_the_examples_table():
+    assert {"PEagleDraftModel", "PeagleLlamaForCausalLM"} <= set(
+        _SPECULATIVE_DECODING_EXAMPLE_MODELS)
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("arch,info", EXAMPLES, ids=[a for a, _ in EXAMPLES])
+def test_peagle_example_resolves_and_loads(arch, info, tiny_models, tmp_path):
+    out = tmp_path / "out.json"
+    env = dict(os.environ, VLLM_PEAGLE_MODE="force")
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "load_example.py"), arch,
+                           tiny_models[info.tiny], str(out)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    result = json.loads(out.read_text())
+    assert result["draft_architectures"] == [arch]
+    assert result["draft_class"] == info.resolves_to
+    assert result["parallel_drafting"] is True
+    assert result["generated"] == 8
