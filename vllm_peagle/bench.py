@@ -248,9 +248,19 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="per-position acceptance rates for the projection (default: "
                         "Eagle3 Qwen3-8B, published)")
     p.add_argument("--out", default="bench-out", help="directory for bench.json and bench.png")
+    p.add_argument("--replot", metavar="BENCH_JSON", default=None,
+                   help="only redraw bench.png from an earlier run's bench.json")
 
 
 def run_bench(args) -> int:
+    if args.replot:
+        with open(args.replot) as f:
+            result = json.load(f)
+        m = result["meta"]
+        png = os.path.join(os.path.dirname(args.replot), "bench.png")
+        plot(result["rows"], png, _title(m["shape"], m["device"], m["vllm_version"]))
+        print(f"wrote {png}")
+        return 0
     if args.repeats < 1 or any(k < 1 for k in args.ks) or any(b < 1 for b in args.batch_sizes):
         print("bench: --repeats, --ks and --batch-sizes must be positive", file=sys.stderr)
         return 2
@@ -258,36 +268,53 @@ def run_bench(args) -> int:
 
     shape = SHAPES[args.shape]
     os.makedirs(args.out, exist_ok=True)
+    json_path = os.path.join(args.out, "bench.json")
+    meta = {"device": _device_name(), "vllm_version": vllm.__version__,
+            "date": time.strftime("%Y-%m-%d"), "shape": args.shape, "shape_dims": asdict(shape),
+            "command": "vllm-peagle bench " + " ".join(sys.argv[2:])
+            if sys.argv[1:2] == ["bench"] else None,
+            "args": {k: v for k, v in vars(args).items() if k != "fn"},
+            "plugin_mode": os.environ.get("VLLM_PEAGLE_MODE", "auto")}
     rows: list[dict[str, Any]] = []
     started = time.time()
+
+    def save() -> dict[str, Any]:
+        # After every engine: a sweep cut short still leaves its numbers.
+        meta["wall_s"] = time.time() - started
+        result = {"meta": meta, "rows": rows,
+                  "summary": summarize(rows, tuple(args.peagle_rates), tuple(args.eagle3_rates))}
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=2)
+        return result
+
     with tempfile.TemporaryDirectory() as root:
         target = write_checkpoints(root, shape, 1)["target"]
         if "none" in args.methods:
             rows += run_config(target, "none", 0, args.batch_sizes, args, shape)
+            save()
         for k in args.ks:
             paths = write_checkpoints(root, shape, k)
             for method in ("eagle3", "peagle"):
                 if method in args.methods:
                     rows += run_config(paths[method], method, k, args.batch_sizes, args, shape)
-    summary = summarize(rows, tuple(args.peagle_rates), tuple(args.eagle3_rates))
-    device = _device_name()
-    meta = {"device": device, "vllm_version": vllm.__version__,
-            "date": time.strftime("%Y-%m-%d"), "shape": args.shape, "shape_dims": asdict(shape),
-            "command": "vllm-peagle bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"]
-            else None, "args": {k: v for k, v in vars(args).items() if k != "fn"},
-            "wall_s": time.time() - started,
-            "plugin_mode": os.environ.get("VLLM_PEAGLE_MODE", "auto")}
-    result = {"meta": meta, "rows": rows, "summary": summary}
-    with open(os.path.join(args.out, "bench.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    plot(rows, os.path.join(args.out, "bench.png"),
-         f"{args.shape} target, 1-layer draft, dummy weights\n{device}, vLLM {vllm.__version__}")
-    print(f"\n{device}, vLLM {vllm.__version__}, {meta['date']}, shape {args.shape}")
+                    save()
+    result = save()
+    print(f"\n{meta['device']}, vLLM {meta['vllm_version']}, {meta['date']}, shape {args.shape}")
     print(format_table(rows))
-    for key, s in summary.items():
+    for key, s in result["summary"].items():
         print(f"{key}: " + ", ".join(f"{k}={v:.4g}" for k, v in s.items()))
-    print(f"wrote {os.path.join(args.out, 'bench.json')} and bench.png")
+    try:
+        plot(rows, os.path.join(args.out, "bench.png"),
+             _title(args.shape, meta["device"], meta["vllm_version"]))
+    except ImportError:
+        print("matplotlib is not installed: no bench.png; elsewhere run "
+              f"`vllm-peagle bench --replot {json_path}`")
+    print(f"wrote {json_path}")
     return 0
+
+
+def _title(shape: str, device: str, version: str) -> str:
+    return f"{shape} target, 1-layer draft, dummy weights\n{device}, vLLM {version}"
 
 
 def _device_name() -> str:

@@ -93,7 +93,7 @@ def _llama_config(shape: TinyShape, vocab: int, bos: int, eos: int) -> dict:
         "tie_word_embeddings": False,
         "bos_token_id": bos,
         "eos_token_id": eos,
-        "torch_dtype": "float32",
+        "torch_dtype": "bfloat16",
     }
 
 
@@ -160,7 +160,7 @@ def speculators_config(kind: str, layer_config: dict, verifier_dir: str, k: int,
         "draft_vocab_size": layer_config["vocab_size"],
         "norm_before_residual": False,
         "target_hidden_size": None,
-        "torch_dtype": "float32",
+        "torch_dtype": "bfloat16",
         **extra,
     }
 

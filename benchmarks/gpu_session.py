@@ -1,0 +1,180 @@
+"""One GPU session's checks, in order of value, each result saved as it lands.
+
+1. proof on the installed (pre-PEagle) vLLM, tiny models:
+   - ``VLLM_PEAGLE_MODE=off``: ``LLM(model=<tiny peagle>)`` fails; the error is recorded;
+   - ``auto``: the speculative config is eagle3 + parallel_drafting + K from the
+     checkpoint, and greedy token ids equal the target-only ids, CUDA graphs on
+     and off;
+2. the offline tier of the correctness suite, and the ``vllm serve`` test (pytest);
+3. ``vllm-peagle bench``: the decode-step sweep (8B-shaped target, dummy weights).
+
+Writes ``OUT/gpu_session.json`` after every step and prints a short table last.
+usage: python benchmarks/gpu_session.py OUT [--smoke]   (--smoke: CPU-sized, for a dry run)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from vllm_peagle.runner import DEFAULT_PROMPTS, run_isolated  # noqa: E402
+from vllm_peagle.tiny import make_tiny  # noqa: E402
+
+
+def _device() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+
+
+class Session:
+    def __init__(self, out: str, smoke: bool):
+        self.out, self.smoke = out, smoke
+        os.makedirs(out, exist_ok=True)
+        import vllm
+        import torch
+
+        self.results: dict = {"meta": {
+            "device": _device(), "vllm_version": vllm.__version__,
+            "torch_version": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+            "python": platform.python_version(), "smoke": smoke}, "steps": {}}
+        self.save()
+
+    def save(self) -> None:
+        with open(os.path.join(self.out, "gpu_session.json"), "w") as f:
+            json.dump(self.results, f, indent=1)
+
+    def step(self, name: str, value) -> None:
+        self.results["steps"][name] = value
+        self.save()
+        print(f"[{time.strftime('%H:%M:%S')}] {name}: "
+              f"{json.dumps(value)[:400]}", flush=True)
+
+
+def _gen(model: str, mode: str, enforce_eager: bool, llm_kwargs: dict) -> dict:
+    scenario = {"model": model, "prompts": DEFAULT_PROMPTS, "max_tokens": 32,
+                "llm_kwargs": dict(llm_kwargs, enforce_eager=enforce_eager)}
+    r = run_isolated(scenario, mode=mode)
+    keep = ("ok", "error_type", "error", "speculative_config", "stats", "token_ids",
+            "startup_s", "generate_s", "vllm_version")
+    return {k: r.get(k) for k in keep}
+
+
+def proof(s: Session, tiny: dict, llm_kwargs: dict) -> None:
+    off = _gen(tiny["peagle"], "off", True, llm_kwargs)
+    s.step("off_fails", {"ok": off["ok"], "error_type": off["error_type"],
+                         "error": (off["error"] or "")[-1500:],
+                         "speculative_config": off["speculative_config"]})
+    # On CPU smoke runs there are no CUDA graphs; eager only.
+    for eager in ((True,) if s.smoke else (True, False)):
+        tag = "eager" if eager else "cudagraphs"
+        spec = _gen(tiny["peagle"], "auto", eager, llm_kwargs)
+        base = _gen(tiny["target"], "auto", eager, llm_kwargs)
+        same = spec["ok"] and base["ok"] and spec["token_ids"] == base["token_ids"]
+        s.step(f"auto_{tag}", {
+            "ok": spec["ok"], "error": spec.get("error"),
+            "speculative_config": spec["speculative_config"], "stats": spec["stats"],
+            "token_ids_equal_target_only": same,
+            "prompts_equal": None if not (spec["ok"] and base["ok"]) else
+            sum(a == b for a, b in zip(spec["token_ids"], base["token_ids"])),
+            "n_prompts": len(DEFAULT_PROMPTS), "startup_s": spec["startup_s"]})
+
+
+def pytest_tier(s: Session, files: list[str], name: str, env: dict) -> None:
+    log = os.path.join(s.out, f"pytest_{name}.log")
+    started = time.time()
+    with open(log, "w") as f:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-rs", "-q", "-p",
+                               "no:cacheprovider", *files], cwd=ROOT, stdout=f,
+                              stderr=subprocess.STDOUT, env=dict(os.environ, **env))
+    with open(log) as f:
+        tail = f.read().splitlines()[-25:]
+    summary = next((l for l in reversed(tail) if " passed" in l or " failed" in l
+                    or " skipped" in l or " error" in l), tail[-1] if tail else "")
+    s.step(f"pytest_{name}", {"returncode": proc.returncode, "summary": summary,
+                              "tail": tail, "wall_s": time.time() - started})
+
+
+def bench(s: Session) -> None:
+    out = os.path.join(s.out, "bench")
+    if s.smoke:
+        args = ["--shape", "tiny", "--ks", "1", "3", "--batch-sizes", "1", "2",
+                "--output-len", "16", "--repeats", "3", "--gpu-memory-utilization", "0.3"]
+    else:
+        # Odd K first: if the lease runs out mid-sweep, the curve is still there.
+        args = ["--ks", "1", "3", "5", "7", "2", "4", "6", "8", "--batch-sizes", "1", "8",
+                "--output-len", "128", "--repeats", "3"]
+    log = os.path.join(s.out, "bench.log")
+    with open(log, "w") as f:
+        proc = subprocess.run([sys.executable, "-m", "vllm_peagle.cli", "bench", *args,
+                               "--out", out], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+    result = {"returncode": proc.returncode, "command": "vllm-peagle bench " + " ".join(args)}
+    path = os.path.join(out, "bench.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            result["summary"] = json.load(f)["summary"]
+    s.step("bench", result)
+
+
+def table(s: Session) -> str:
+    m, st = s.results["meta"], s.results["steps"]
+    rows = [f"{m['device']} | vLLM {m['vllm_version']} | torch {m['torch_version']} | {m['date']}",
+            "| check | result |", "|---|---|"]
+    off = st.get("off_fails")
+    if off:
+        rows.append(f"| off: LLM(tiny peagle) fails | {'yes' if not off['ok'] else 'NO'}: "
+                    f"{off['error_type']} |")
+    for tag in ("eager", "cudagraphs"):
+        r = st.get(f"auto_{tag}")
+        if r:
+            sc = r["speculative_config"] or {}
+            rows.append(f"| auto, {tag}: config | {sc.get('method')} parallel_drafting="
+                        f"{sc.get('parallel_drafting')} K={sc.get('num_speculative_tokens')} |")
+            rows.append(f"| auto, {tag}: ids == target-only | {r['token_ids_equal_target_only']} "
+                        f"({r['prompts_equal']}/{r['n_prompts']}) |")
+    for key in ("pytest_offline_tier", "pytest_serve"):
+        r = st.get(key)
+        if r:
+            rows.append(f"| {key} | rc={r['returncode']}: {r['summary']} |")
+    b = st.get("bench", {}).get("summary")
+    if b:
+        for bs, v in b.items():
+            rows.append(f"| bench {bs} | " + ", ".join(f"{k}={x:.4g}" for k, x in v.items()) + " |")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    out = sys.argv[1]
+    smoke = "--smoke" in sys.argv[2:]
+    only = [a.split("=", 1)[1] for a in sys.argv[2:] if a.startswith("--only=")]
+    steps = only[0].split(",") if only else ["proof", "pytest", "bench"]
+    s = Session(out, smoke)
+    tiny = make_tiny(os.path.join(out, "tiny"), seed=0)
+    llm_kwargs = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "max_num_seqs": 16}
+    if "proof" in steps:
+        proof(s, tiny, llm_kwargs)
+    if "pytest" in steps:
+        pytest_tier(s, ["tests/v1/spec_decode/test_speculators_correctness.py",
+                        "tests/v1/spec_decode/test_peagle_lossless.py"], "offline_tier", {})
+        pytest_tier(s, ["tests/entrypoints/openai/test_serve_peagle.py"], "serve",
+                    {"VLLM_PEAGLE_MODE": "auto"})
+    if "bench" in steps:
+        bench(s)
+    print("\n" + table(s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# A whole GPU session's checks on a CUDA host that reaches no registry.
+# Before: the wheelhouse parts in $WH (../shared/gpu/README.md) and this package's
+# wheel plus pytest's in .gpu/pkg (see benchmarks/README.md for the staging calls).
+# usage: bash benchmarks/gpu_session.sh OUT [--only=proof,pytest,bench]
+set -euo pipefail
+out=${1:?usage: gpu_session.sh OUT [--only=...]}
+shift
+WH=${WH:-/tmp/wh}
+SITE=${SITE:-/tmp/site}
+cd "$(dirname "$0")/.."
+if [ ! -f "$SITE/.vllm-peagle-installed" ]; then
+  bash "$WH/install-wheelhouse.sh" "$WH" "$SITE"
+  # The plugin is found through its installed entry point.
+  python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$SITE" .gpu/pkg/*.whl
+  touch "$SITE/.vllm-peagle-installed"
+fi
+export PYTHONPATH="$SITE" PATH="$SITE/bin:$PATH"
+export VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1
+# Leave NVLink multicast off on shared hosts.
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+python3 benchmarks/gpu_session.py "$out" "$@"
