@@ -9,7 +9,8 @@
 3. ``vllm-peagle bench``: the decode-step sweep (8B-shaped target, dummy weights).
 
 Writes ``OUT/gpu_session.json`` after every step and prints a short table last.
-usage: python benchmarks/gpu_session.py OUT [--smoke]   (--smoke: CPU-sized, for a dry run)
+usage: python benchmarks/gpu_session.py OUT [--smoke] [--only=proof,offline,serve,bench]
+(--smoke: CPU-sized, for a dry run)
 """
 
 from __future__ import annotations
@@ -159,15 +160,16 @@ def main() -> int:
     out = sys.argv[1]
     smoke = "--smoke" in sys.argv[2:]
     only = [a.split("=", 1)[1] for a in sys.argv[2:] if a.startswith("--only=")]
-    steps = only[0].split(",") if only else ["proof", "pytest", "bench"]
+    steps = only[0].split(",") if only else ["proof", "offline", "serve", "bench"]
     s = Session(out, smoke)
     tiny = make_tiny(os.path.join(out, "tiny"), seed=0)
     llm_kwargs = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "max_num_seqs": 16}
     if "proof" in steps:
         proof(s, tiny, llm_kwargs)
-    if "pytest" in steps:
+    if "offline" in steps:
         pytest_tier(s, ["tests/v1/spec_decode/test_speculators_correctness.py",
                         "tests/v1/spec_decode/test_peagle_lossless.py"], "offline_tier", {})
+    if "serve" in steps:
         pytest_tier(s, ["tests/entrypoints/openai/test_serve_peagle.py"], "serve",
                     {"VLLM_PEAGLE_MODE": "auto"})
     if "bench" in steps:

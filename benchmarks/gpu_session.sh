@@ -2,20 +2,23 @@
 # A whole GPU session's checks on a CUDA host that reaches no registry.
 # Before: the wheelhouse parts in $WH (../shared/gpu/README.md) and this package's
 # wheel plus pytest's in .gpu/pkg (see benchmarks/README.md for the staging calls).
-# usage: bash benchmarks/gpu_session.sh OUT [--only=proof,pytest,bench]
+# usage: bash benchmarks/gpu_session.sh OUT [--only=proof,offline,serve,bench]
 set -euo pipefail
 out=${1:?usage: gpu_session.sh OUT [--only=...]}
 shift
 WH=${WH:-/tmp/wh}
 SITE=${SITE:-/tmp/site}
+# This package goes to a folder of its own: `pip install --target --upgrade` into
+# the wheelhouse's folder would replace its bin/ and with it the `vllm` command.
+PKG_SITE=${PKG_SITE:-/tmp/site-peagle}
 cd "$(dirname "$0")/.."
 if [ ! -f "$SITE/.vllm-peagle-installed" ]; then
   bash "$WH/install-wheelhouse.sh" "$WH" "$SITE"
   # The plugin is found through its installed entry point.
-  python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$SITE" .gpu/pkg/*.whl
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$PKG_SITE" .gpu/pkg/*.whl
   touch "$SITE/.vllm-peagle-installed"
 fi
-export PYTHONPATH="$SITE" PATH="$SITE/bin:$PATH"
+export PYTHONPATH="$PKG_SITE:$SITE" PATH="$SITE/bin:$PKG_SITE/bin:$PATH"
 export VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1
 # Leave NVLink multicast off on shared hosts.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
