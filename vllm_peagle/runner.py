@@ -113,6 +113,9 @@ def run_isolated(scenario: dict[str, Any], mode: str | None = None,
         with open(out_path) as f:
             result = json.load(f)
     result["log_tail"] = proc.stderr[-3000:]
+    # The plugin's one INFO line per process that loaded it (workers included).
+    result["plugin_log"] = [line for line in (proc.stdout + proc.stderr).splitlines()
+                            if "vllm-peagle (" in line]
     return result
 
 
