@@ -90,3 +90,30 @@ def test_speculators_package_validation(tiny_models):
     assert speculators_problems(config) == []
     config["mask_token_id"] = "not-an-int"
     assert any(p.field == "mask_token_id" for p in speculators_problems(config)), speculators
+
+
+def test_speculators_errors_in_one_line_form(monkeypatch, tiny_models):
+    """The adapter to speculators' own config model, with a stand-in model: its
+    pydantic errors come back as Problems naming the field."""
+    import types
+
+    from pydantic import BaseModel, ConfigDict
+
+    class PEagleSpeculatorConfig(BaseModel):  # the field speculators types as int | None
+        model_config = ConfigDict(extra="allow")
+        mask_token_id: int | None = None
+
+    module = types.ModuleType("speculators.models.peagle")
+    module.PEagleSpeculatorConfig = PEagleSpeculatorConfig
+    monkeypatch.setitem(sys.modules, "speculators", types.ModuleType("speculators"))
+    monkeypatch.setitem(sys.modules, "speculators.models", types.ModuleType("speculators.models"))
+    monkeypatch.setitem(sys.modules, "speculators.models.peagle", module)
+    from vllm_peagle.check import speculators_problems
+
+    with open(os.path.join(tiny_models["peagle"], "config.json")) as f:
+        config = json.load(f)
+    assert speculators_problems(config) == []
+    config["mask_token_id"] = "not-an-int"
+    problems = speculators_problems(config)
+    assert [p.field for p in problems] == ["mask_token_id"]
+    assert problems[0].message.startswith("speculators: ")

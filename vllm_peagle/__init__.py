@@ -72,7 +72,7 @@ def register() -> dict[str, str]:
     """Install the PEagle patches the installed vLLM needs.
 
     Idempotent and cheap: imports lazily, never touches CUDA.  Returns patch name
-    -> "installed" | "native" (empty for ``off``)."""
+    -> "installed" | "native" | "unavailable" (empty for ``off``)."""
     global _registered, _registered_mode
     mode = mode_from_env()
     if mode == "off":
@@ -84,15 +84,21 @@ def register() -> dict[str, str]:
     from vllm_peagle.transformers_utils.configs.speculators import algos, base
 
     force = mode == "force"
-    result = {
-        "registry": registry.apply(force),
-        "speculators_algo": algos.apply(force),
-        "speculative_config_mapping": base.apply(force),
-    }
+    result = {}
+    for name, patch in (("registry", registry), ("speculators_algo", algos),
+                        ("speculative_config_mapping", base)):
+        try:
+            result[name] = patch.apply(force)
+        except ImportError:
+            # A vLLM without speculators support (< 0.10) has nothing to patch;
+            # raising here would break every vLLM process, PEagle or not.
+            result[name] = "unavailable"
     if result != _registered:
-        installed = [k for k, v in result.items() if v == "installed"] or ["nothing"]
-        native = [k for k, v in result.items() if v == "native"] or ["nothing"]
-        logger.info("vllm-peagle (%s mode): installed %s; kept native %s",
-                    mode, ", ".join(installed), ", ".join(native))
+        by = {v: [k for k, r in result.items() if r == v] or ["nothing"]
+              for v in ("installed", "native", "unavailable")}
+        logger.info("vllm-peagle (%s mode): installed %s; kept native %s%s", mode,
+                    ", ".join(by["installed"]), ", ".join(by["native"]),
+                    "" if by["unavailable"] == ["nothing"]
+                    else "; not in this vLLM: " + ", ".join(by["unavailable"]))
     _registered, _registered_mode = result, mode
     return dict(result)
