@@ -25,19 +25,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from vllm_peagle.bench import device_name  # noqa: E402
 from vllm_peagle.runner import DEFAULT_PROMPTS, run_isolated  # noqa: E402
 from vllm_peagle.tiny import make_tiny  # noqa: E402
-
-
-def _device() -> str:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
 
 
 class Session:
@@ -48,7 +38,7 @@ class Session:
         import torch
 
         self.results: dict = {"meta": {
-            "device": _device(), "vllm_version": vllm.__version__,
+            "device": device_name(), "vllm_version": vllm.__version__,
             "torch_version": torch.__version__, "date": time.strftime("%Y-%m-%d"),
             "python": platform.python_version(), "smoke": smoke}, "steps": {}}
         self.save()

@@ -269,7 +269,7 @@ def run_bench(args) -> int:
     shape = SHAPES[args.shape]
     os.makedirs(args.out, exist_ok=True)
     json_path = os.path.join(args.out, "bench.json")
-    meta = {"device": _device_name(), "vllm_version": vllm.__version__,
+    meta = {"device": device_name(), "vllm_version": vllm.__version__,
             "date": time.strftime("%Y-%m-%d"), "shape": args.shape, "shape_dims": asdict(shape),
             "command": "vllm-peagle bench " + " ".join(sys.argv[2:])
             if sys.argv[1:2] == ["bench"] else None,
@@ -317,7 +317,8 @@ def _title(shape: str, device: str, version: str) -> str:
     return f"{shape} target, 1-layer draft, dummy weights\n{device}, vLLM {version}"
 
 
-def _device_name() -> str:
+def device_name() -> str:
+    """The GPU's name, or the CPU's, for result tables."""
     try:
         import torch
 
