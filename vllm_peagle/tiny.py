@@ -252,8 +252,16 @@ def _write_all(tmp: str, final: str, seed: int, shape: TinyShape, torch, save_fi
                   os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
         paths[kind] = os.path.join(final, kind)
     with open(os.path.join(tmp, "tiny.json"), "w") as f:
-        json.dump({"seed": seed, "shape": asdict(shape), "mask_token_id": mask}, f, indent=2)
+        json.dump(_stamp(seed, shape) | {"mask_token_id": mask}, f, indent=2)
     return paths
+
+
+# Bump when the files make_tiny writes change, so cached builds are redone.
+TINY_FORMAT = 2
+
+
+def _stamp(seed: int, shape: TinyShape) -> dict:
+    return {"format": TINY_FORMAT, "seed": seed, "shape": asdict(shape)}
 
 
 def tiny_digest(out_dir: str) -> str:
@@ -274,9 +282,14 @@ def default_cache_dir() -> str:
 
 
 def ensure_tiny(out_dir: str | None = None, seed: int = 0) -> dict[str, str]:
-    """Build the tiny models into ``out_dir`` (default: the cache) if absent."""
+    """Build the tiny models into ``out_dir`` (default: the cache) unless a build
+    of this format and seed is already there."""
     out_dir = os.path.abspath(out_dir or default_cache_dir())
-    names = ("target", "peagle", "eagle3")
-    if all(os.path.isfile(os.path.join(out_dir, n, "config.json")) for n in names):
-        return {n: os.path.join(out_dir, n) for n in names}
+    try:
+        with open(os.path.join(out_dir, "tiny.json")) as f:
+            stamp = json.load(f)
+    except (OSError, ValueError):
+        stamp = {}
+    if all(stamp.get(k) == v for k, v in _stamp(seed, TinyShape()).items()):
+        return {n: os.path.join(out_dir, n) for n in ("target", "peagle", "eagle3")}
     return make_tiny(out_dir, seed=seed)
