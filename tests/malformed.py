@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from typing import Callable
 
 
@@ -127,3 +129,15 @@ def tree_state(path: str) -> dict[str, bytes]:
             with open(full, "rb") as f:
                 state[os.path.relpath(full, path)] = f.read()
     return state
+
+
+def run_check(*args: str) -> subprocess.CompletedProcess:
+    """``vllm-peagle check ARGS`` in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "vllm_peagle.cli", "check", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def problem_lines(draft: str, stdout: str) -> list[str]:
+    """The problems ``check`` printed for ``draft``, without the ``DIR: `` prefix."""
+    prefix = f"{draft}: "
+    return [line[len(prefix):] for line in stdout.splitlines() if line.startswith(prefix)]

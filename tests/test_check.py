@@ -6,22 +6,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
 
-from tests.malformed import CASES, build_case, tree_state
-
-
-def run_check(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vllm_peagle.cli", "check", *args],
-                          capture_output=True, text=True, timeout=120)
-
-
-def problem_lines(draft: str, stdout: str) -> list[str]:
-    prefix = f"{draft}: "
-    return [line[len(prefix):] for line in stdout.splitlines() if line.startswith(prefix)]
+from tests.malformed import CASES, build_case, problem_lines, run_check, tree_state
 
 
 def test_at_least_15_malformed_cases():

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.malformed import CASES, build_case
+from tests.malformed import CASES, build_case, problem_lines, run_check
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EAGLE3_CLASS = "vllm.model_executor.models.llama_eagle3.Eagle3LlamaForCausalLM"
@@ -132,10 +132,7 @@ def test_engine_args_errors_match_check(states, bad_dirs, case_id):
     error = states["force"]["errors"][draft]
     assert error is not None, "create_engine_config accepted a malformed checkpoint"
     assert "ValueError" in error["mro"], error
-    check = subprocess.run([sys.executable, "-m", "vllm_peagle.cli", "check", draft],
-                           capture_output=True, text=True, timeout=120)
-    lines = [line[len(draft) + 2:] for line in check.stdout.splitlines()
-             if line.startswith(f"{draft}: ")]
+    lines = problem_lines(draft, run_check(draft).stdout)
     assert lines
     for line in lines:
         assert line in error["message"], (line, error["message"])
