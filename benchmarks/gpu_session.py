@@ -25,9 +25,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from vllm_peagle.bench import device_name  # noqa: E402
-from vllm_peagle.runner import DEFAULT_PROMPTS, run_isolated  # noqa: E402
-from vllm_peagle.tiny import make_tiny  # noqa: E402
+from vllm_peagle.tools.bench import device_name  # noqa: E402
+from vllm_peagle.tools.runner import DEFAULT_PROMPTS, run_isolated  # noqa: E402
+from vllm_peagle.tools.tiny import make_tiny  # noqa: E402
 
 
 class Session:
@@ -109,7 +109,7 @@ def bench(s: Session) -> None:
                 "--output-len", "128", "--repeats", "3"]
     log = os.path.join(s.out, "bench.log")
     with open(log, "w") as f:
-        proc = subprocess.run([sys.executable, "-m", "vllm_peagle.cli", "bench", *args,
+        proc = subprocess.run([sys.executable, "-m", "vllm_peagle.tools.cli", "bench", *args,
                                "--out", out], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
     result = {"returncode": proc.returncode, "command": "vllm-peagle bench " + " ".join(args)}
     path = os.path.join(out, "bench.json")

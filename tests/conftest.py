@@ -13,15 +13,19 @@ from typing import Any, Callable
 
 import pytest
 
-from vllm_peagle.runner import DEFAULT_PROMPTS, run_isolated
-from vllm_peagle.tiny import make_tiny
+from vllm_peagle.tools.runner import DEFAULT_PROMPTS, run_isolated
+from vllm_peagle.tools.tiny import make_tiny
 
 # The CPU backend reserves this share of host memory for the KV cache.
-CPU_LLM_KWARGS = {"gpu_memory_utilization": 0.3, "max_model_len": 4096, "max_num_seqs": 16}
+# float32: the tiny models' weights; in bf16 greedy near-ties flip between runs.
+CPU_LLM_KWARGS = {"gpu_memory_utilization": 0.3, "max_model_len": 4096, "max_num_seqs": 16,
+                  "dtype": "float32"}
 # Mixed lengths, one batch: 10 prompts from 1 to 12 words.
 LOSSLESS_PROMPTS = DEFAULT_PROMPTS
 MAX_TOKENS = 32
 GSM8K_LIMIT = 30
+# The K that the "-k5-" runs ask for, over the checkpoint's 3.
+K_OVERRIDE = 5
 
 
 def pytest_collection_modifyitems(config, items):
@@ -48,7 +52,7 @@ def scenario_specs(tiny: dict[str, str]) -> dict[str, tuple[dict[str, Any], str,
         specs[f"{kind}-auto"] = (dict(base, model=tiny[kind], **gsm8k), "auto", {})
         specs[f"{kind}-force"] = (dict(base, model=tiny[kind]), "force", {})
     # K from the checkpoint is 3; one override through speculative_config.
-    override = {"speculative_config": {"num_speculative_tokens": 5}}
+    override = {"speculative_config": {"num_speculative_tokens": K_OVERRIDE}}
     specs["peagle-k5-auto"] = (dict(base, model=tiny["peagle"], **override), "auto", {})
     specs["peagle-k5-force"] = (dict(base, model=tiny["peagle"], **override), "force", {})
     specs["eagle3-k5-force"] = (dict(base, model=tiny["eagle3"], **override), "force", {})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from typing import Callable
@@ -51,6 +52,23 @@ def _truncate(draft: str) -> None:
     path = os.path.join(draft, "model.safetensors")
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
+
+
+def _edit_header(draft: str, edit: Callable[[dict], None] | None = None,
+                 header_len: int | None = None, raw: bytes | None = None) -> None:
+    """Rewrite model.safetensors' JSON header (the tensor bytes stay): edit the
+    parsed header, or write ``raw`` header bytes, or declare ``header_len``."""
+    path = os.path.join(draft, "model.safetensors")
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header, body = json.loads(data[8:8 + n]), data[8 + n:]
+    if edit is not None:
+        edit(header)
+    text = raw if raw is not None else json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", header_len if header_len is not None else len(text)))
+        f.write(text + body)
 
 
 def _not_safetensors(draft: str) -> None:
@@ -106,6 +124,17 @@ CASES = [
      lambda d, r, t: _truncate(d), True),
     ("not a safetensors file", "model.safetensors",
      lambda d, r, t: _not_safetensors(d), True),
+    ("header entry not an object", "model.safetensors",
+     lambda d, r, t: _edit_header(d, lambda h: h.update({"fc.weight": 5})), True),
+    ("header data_offsets null", "model.safetensors",
+     lambda d, r, t: _edit_header(d, lambda h: h["fc.weight"].update(data_offsets=None)), True),
+    ("header data_offsets out of range", "model.safetensors",
+     lambda d, r, t: _edit_header(d, lambda h: h["fc.weight"].update(
+         data_offsets=[h["fc.weight"]["data_offsets"][0], 10**12])), True),
+    ("header length past the end of the file", "model.safetensors",
+     lambda d, r, t: _edit_header(d, header_len=10**7), True),
+    ("non-UTF-8 header", "model.safetensors",
+     lambda d, r, t: _edit_header(d, raw=b'{"fc.weight\xff\xfe": {}}'), True),
     ("missing verifier directory", "speculators_config.verifier.name_or_path",
      lambda d, r, t: _edit_config(d, lambda c: c["speculators_config"]["verifier"].update(
          name_or_path=os.path.join(r, "no-such-verifier"))), True),
@@ -133,7 +162,7 @@ def tree_state(path: str) -> dict[str, bytes]:
 
 def run_check(*args: str) -> subprocess.CompletedProcess:
     """``vllm-peagle check ARGS`` in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "vllm_peagle.cli", "check", *args],
+    return subprocess.run([sys.executable, "-m", "vllm_peagle.tools.cli", "check", *args],
                           capture_output=True, text=True, timeout=120)
 
 

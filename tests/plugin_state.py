@@ -23,10 +23,17 @@ def _qualname(attr) -> str:
 def snapshot() -> dict:
     """A comparable picture of the three tables the plugin may touch."""
     from vllm import ModelRegistry
+    from vllm.engine import arg_utils
+    from vllm.transformers_utils import config as tu_config
     from vllm.transformers_utils.configs.speculators import algos
     from vllm.transformers_utils.configs.speculators.base import SpeculatorsConfig
 
     return {
+        # Pre-flight wraps maybe_override_with_speculators where vLLM calls it.
+        "preflight_hooks": {
+            where: bool(getattr(module.maybe_override_with_speculators,
+                                "__vllm_peagle_preflight__", False))
+            for where, module in (("config", tu_config), ("arg_utils", arg_utils))},
         "registry": {a: repr(ModelRegistry.models.get(a)) for a in PEAGLE_ARCHS},
         "registry_ids": {a: id(ModelRegistry.models.get(a)) for a in PEAGLE_ARCHS},
         "algos": {k: f"{v.__module__}.{v.__qualname__}"

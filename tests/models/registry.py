@@ -8,21 +8,21 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class _HfExamplesInfo:
-    default: str
-    """The hub example: a speculators-format PEagle draft."""
-    tiny: str
-    """The offline example: a ``vllm-peagle make-tiny`` draft (its kind)."""
+    tiny: str | None
+    """The offline example: a ``vllm-peagle make-tiny`` draft (its kind);
+    None where make-tiny writes none yet."""
     resolves_to: str
     """The vLLM class the architecture name must resolve to."""
-    speculative_model: str | None = None
-    is_available_online: bool = True
 
 
 _SPECULATIVE_DECODING_EXAMPLE_MODELS = {
     "PEagleDraftModel": _HfExamplesInfo(
-        "nm-testing/qwen3-8b-peagle-speculators", tiny="peagle",
+        tiny="peagle",
         resolves_to="vllm.model_executor.models.llama_eagle3.Eagle3LlamaForCausalLM"),
     "PeagleLlamaForCausalLM": _HfExamplesInfo(
-        "nm-testing/qwen3-8b-peagle-speculators", tiny="peagle",
+        tiny="peagle",
         resolves_to="vllm.model_executor.models.llama_eagle3.Eagle3LlamaForCausalLM"),
+    "PeagleQwen3ForCausalLM": _HfExamplesInfo(
+        tiny=None,
+        resolves_to="vllm.model_executor.models.qwen3_eagle3.Eagle3Qwen3ForCausalLM"),
 }

@@ -16,14 +16,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = sorted(_SPECULATIVE_DECODING_EXAMPLE_MODELS.items())
 
 
-def test_peagle_names_are_in_the_examples_table():
-    assert {"PEagleDraftModel", "PeagleLlamaForCausalLM"} <= set(
-        _SPECULATIVE_DECODING_EXAMPLE_MODELS)
+def test_every_registered_peagle_name_has_an_example():
+    """As upstream's registry test: a name the plugin registers on this vLLM,
+    with no example here, fails."""
+    from vllm_peagle.model_executor.models.registry import peagle_models
+
+    missing = set(peagle_models()) - set(_SPECULATIVE_DECODING_EXAMPLE_MODELS)
+    assert not missing, f"no example for {sorted(missing)} in tests/models/registry.py"
 
 
 @pytest.mark.engine
 @pytest.mark.parametrize("arch,info", EXAMPLES, ids=[a for a, _ in EXAMPLES])
 def test_peagle_example_resolves_and_loads(arch, info, tiny_models, tmp_path):
+    if info.tiny is None:
+        pytest.skip(f"make-tiny writes no draft for {arch} (no tiny Qwen3 pair yet)")
     out = tmp_path / "out.json"
     env = dict(os.environ, VLLM_PEAGLE_MODE="force")
     proc = subprocess.run([sys.executable, os.path.join(HERE, "load_example.py"), arch,

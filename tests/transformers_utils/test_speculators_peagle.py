@@ -1,5 +1,6 @@
-"""Unit tier for the speculators patches: ``update_peagle``, the method mapping
-and the error table.  No engine, no registry: plain functions on dicts."""
+"""Unit tier for the speculators patches and pre-flight's config checks:
+``update_peagle``, the method mapping, the error table, the release checks.
+No engine, no registry: plain functions on dicts."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ import copy
 
 import pytest
 
-from vllm_peagle.checkpoint import PEagleCheckpointError
+from vllm_peagle.preflight import preflight_config
+from vllm_peagle.preflight.checks import PEagleCheckpointError, release_problems
+from vllm_peagle.transformers_utils.configs.speculators import base
 from vllm_peagle.transformers_utils.configs.speculators.algos import update_peagle
-from vllm_peagle.transformers_utils.configs.speculators.base import (
-    build_vllm_speculative_config,
-)
 
 LLAMA_LAYER = {"model_type": "llama", "hidden_size": 4096, "vocab_size": 128256}
 
@@ -58,12 +58,28 @@ UPDATE_CASES = [
 
 
 @pytest.mark.parametrize("case,fields,expected", UPDATE_CASES, ids=[c[0] for c in UPDATE_CASES])
-def test_update_peagle(case, fields, expected, monkeypatch):
-    # qwen3 needs vLLM's qwen3_eagle3 drafter; the table is about the mapping.
-    monkeypatch.setattr("vllm_peagle.features.has_qwen3_eagle3", lambda: True)
+def test_update_peagle(case, fields, expected):
     out = run_update(peagle_config(**fields))
     for key, value in expected.items():
         assert out[key] == value, key
+
+
+def test_update_peagle_is_pure():
+    """It reads the checkpoint dict without changing it, writes only into the
+    HF-config dict, and asks nothing of the installed vLLM (no probe runs:
+    the features module is left unimported by it)."""
+    config = peagle_config(eagle_aux_hidden_state_layer_ids=[1, 2, 3])
+    before = copy.deepcopy(config)
+    layer = {"model_type": "llama", "hidden_size": 64}
+    update_peagle(config_dict=config, pre_trained_config=layer)
+    assert config == before
+    assert layer["pard_token"] == 128002
+
+
+def test_update_peagle_unsupported_model_type_is_a_value_error():
+    # Pre-flight names the field first; the function itself still refuses as upstream's does.
+    with pytest.raises(ValueError, match="mistral"):
+        update_peagle(config_dict=peagle_config(), pre_trained_config={"model_type": "mistral"})
 
 
 def test_update_peagle_leaves_absent_optional_fields_out():
@@ -73,54 +89,85 @@ def test_update_peagle_leaves_absent_optional_fields_out():
     assert out["hidden_size"] == 4096  # the layer config is kept
 
 
-def test_qwen3_without_qwen3_eagle3_names_the_release(monkeypatch):
-    monkeypatch.setattr("vllm_peagle.features.has_qwen3_eagle3", lambda: False)
-    config = peagle_config(transformer_layer_config={"model_type": "qwen3"})
-    with pytest.raises(ValueError, match=r"qwen3.*vLLM >= 0\.22\.0"):
-        run_update(config)
+# --- release checks (pre-flight): what the installed vLLM lacks ---
+
+@pytest.mark.parametrize("has_qwen3_eagle3", [False, True])
+def test_qwen3_draft_needs_qwen3_eagle3_and_names_0_24(monkeypatch, has_qwen3_eagle3):
+    monkeypatch.setattr("vllm_peagle.features.has_parallel_drafting", lambda: True)
+    monkeypatch.setattr("vllm_peagle.features.has_qwen3_eagle3", lambda: has_qwen3_eagle3)
+    qwen3 = peagle_config(transformer_layer_config={"model_type": "qwen3", "hidden_size": 64})
+    problems = release_problems(qwen3)
+    if has_qwen3_eagle3:
+        assert problems == []
+        return
+    assert [p.field for p in problems] == ["transformer_layer_config.model_type"]
+    assert "vLLM >= 0.24.0" in problems[0].message
+    # A llama draft needs no qwen3 drafter.
+    assert release_problems(peagle_config()) == []
 
 
 def test_no_parallel_drafting_says_vllm_016(monkeypatch):
     monkeypatch.setattr("vllm_peagle.features.has_parallel_drafting", lambda: False)
     with pytest.raises(ValueError, match=r"PEagle needs vLLM >= 0\.16"):
-        run_update(peagle_config())
-    with pytest.raises(ValueError, match=r"PEagle needs vLLM >= 0\.16"):
-        build_vllm_speculative_config(object, peagle_config())
+        preflight_config("some/peagle", peagle_config())
 
 
-# --- method mapping ---
+# --- method mapping: the patch wraps the release's own builder ---
 
-class _FakeSpeculatorsConfig:
-    """Stands for vLLM's class: the patch hands non-PEagle methods to the
-    original classmethod it saved."""
+class _Release021SpeculatorsConfig:
+    """Stands for vLLM 0.16-0.21's class, whose builder (read in those wheels)
+    passes speculators_model_type through as the method, with extra fields that
+    the wrapper must keep."""
 
     @classmethod
     def build_vllm_speculative_config(cls, config_dict):
         return {"method": config_dict["speculators_model_type"],
                 "num_speculative_tokens": config_dict["speculators_config"][
-                    "proposal_methods"][0]["speculative_tokens"]}
+                    "proposal_methods"][0]["speculative_tokens"] + cls.k_offset,
+                "release_field": "kept"}
 
 
-def _patched_fake():
-    from vllm_peagle.transformers_utils.configs.speculators import base
-
-    cls = type("Fake", (_FakeSpeculatorsConfig,), {})
-    setattr(cls, base._PATCHED, {
-        "build_vllm_speculative_config":
-            _FakeSpeculatorsConfig.__dict__["build_vllm_speculative_config"]})
+def _wrapped_release(k_offset: int = 0):
+    """A class patched as ``base.apply`` patches vLLM's."""
+    cls = type("Release", (_Release021SpeculatorsConfig,), {"k_offset": k_offset})
+    setattr(cls, base._ORIGINAL,
+            _Release021SpeculatorsConfig.__dict__["build_vllm_speculative_config"])
+    cls.build_vllm_speculative_config = classmethod(base.build_vllm_speculative_config)
     return cls
 
 
 def test_method_mapping_peagle():
-    assert build_vllm_speculative_config(_patched_fake(), peagle_config()) == {
-        "method": "eagle3", "parallel_drafting": True, "num_speculative_tokens": 7}
+    assert _wrapped_release().build_vllm_speculative_config(peagle_config()) == {
+        "method": "eagle3", "parallel_drafting": True, "num_speculative_tokens": 7,
+        "release_field": "kept"}
+
+
+def test_method_mapping_keeps_the_release_k():
+    # K is whatever the release's builder chose, not re-derived by the patch.
+    out = _wrapped_release(k_offset=1).build_vllm_speculative_config(peagle_config())
+    assert out["num_speculative_tokens"] == 8
 
 
 @pytest.mark.parametrize("method", ["eagle3", "dflash"])
 def test_method_mapping_other_methods_unchanged(method):
     config = peagle_config(speculators_model_type=method)
-    assert build_vllm_speculative_config(_patched_fake(), config) == {
-        "method": method, "num_speculative_tokens": 7}
+    assert _wrapped_release().build_vllm_speculative_config(config) == {
+        "method": method, "num_speculative_tokens": 7, "release_field": "kept"}
+
+
+class _Release022SpeculatorsConfig:
+    """A release that maps PEagle itself."""
+
+    @classmethod
+    def build_vllm_speculative_config(cls, config_dict):
+        return {"method": "eagle3", "parallel_drafting": True, "num_speculative_tokens": 2}
+
+
+def test_native_mapping_probe():
+    assert base.has_native_peagle_mapping(_Release022SpeculatorsConfig)
+    assert not base.has_native_peagle_mapping(_Release021SpeculatorsConfig)
+    # It asks the release's own builder, past this package's wrapper.
+    assert not base.has_native_peagle_mapping(_wrapped_release())
 
 
 # --- errors: named field, value and fix; ValueError, never KeyError/TypeError ---
@@ -148,17 +195,16 @@ ERROR_CASES = [
 
 
 @pytest.mark.parametrize("case,mutate,field,value", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
-def test_update_peagle_errors(case, mutate, field, value):
+def test_preflight_config_errors(case, mutate, field, value):
     config = peagle_config()
     mutate(config)
     before = copy.deepcopy(config)
     with pytest.raises(ValueError) as info:
-        update_peagle(config_dict=config, pre_trained_config={})
+        preflight_config("org/peagle-draft", config)
     assert isinstance(info.value, PEagleCheckpointError)
     message = str(info.value)
     assert f"{field}: " in message
     assert value in message
     assert "Fix:" in message or "must" in message
-    # The checkpoint's name is in the message (here: via its verifier).
-    assert "meta-llama/Llama-3.1-8B-Instruct" in message or field.startswith("speculators_config.verifier")
-    assert config == before  # nothing half-written into the config
+    assert "'org/peagle-draft'" in message  # the checkpoint is named
+    assert config == before

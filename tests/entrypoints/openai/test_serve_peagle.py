@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 def server_command(model: str, port: int) -> list[str]:
     args = ["--host", "127.0.0.1", "--port", str(port), "--gpu-memory-utilization", "0.3",
-            "--max-model-len", "2048", "--max-num-seqs", "32"]
+            "--max-model-len", "2048", "--max-num-seqs", "32", "--dtype", "float32"]
     try:
         importlib.metadata.distribution("vllm")
         vllm_cli = shutil.which("vllm") or os.path.join(os.path.dirname(sys.executable), "vllm")

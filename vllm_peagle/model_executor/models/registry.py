@@ -6,8 +6,8 @@ resolve to the Eagle3 implementations.  Upstream has these entries natively
 from vLLM 0.22.0 (vllm-project/vllm#41826).
 
 ``PeagleQwen3ForCausalLM`` is only added where the installed vLLM ships
-``qwen3_eagle3``; elsewhere ``update_peagle`` stops a Qwen3 draft with an error
-that names the release that supports it.
+``qwen3_eagle3``; elsewhere pre-flight stops a Qwen3 draft with an error that
+names the release that has it.
 """
 
 from __future__ import annotations

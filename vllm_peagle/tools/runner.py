@@ -3,7 +3,7 @@
 A scenario is one ``LLM`` (a model, a plugin mode, engine options) and the work
 done on it: greedy generation of a prompt batch, optionally GSM8K.  The plugin
 patches vLLM process-wide, so tests and the GPU session run each mode in its own
-process: ``run_isolated`` starts ``python -m vllm_peagle.runner`` with the mode
+process: ``run_isolated`` starts ``python -m vllm_peagle.tools.runner`` with the mode
 in the environment and reads the JSON it writes.  vLLM spawns its workers, so
 this module only starts engines under ``__main__`` or when called.
 """
@@ -55,7 +55,7 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
     """Start the engine, do the work, return a JSON-able dict (errors included)."""
     from vllm import LLM, SamplingParams
 
-    from vllm_peagle.spec_decode_stats import compute_spec_decode_stats
+    from vllm_peagle.tools.spec_decode_stats import compute_spec_decode_stats
 
     result: dict[str, Any] = {"scenario": scenario, "ok": False}
     kwargs = dict(scenario.get("llm_kwargs") or {})
@@ -74,19 +74,27 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
 
     result["vllm_version"] = vllm.__version__
 
+    # A prompt is text or {"prompt_token_ids": [...]}.
     prompts = scenario.get("prompts") or DEFAULT_PROMPTS
+    n_logprobs = scenario.get("logprobs")
     params = SamplingParams(temperature=0.0, max_tokens=int(scenario.get("max_tokens", 32)),
-                            ignore_eos=bool(scenario.get("ignore_eos", True)))
+                            ignore_eos=bool(scenario.get("ignore_eos", True)),
+                            logprobs=n_logprobs)
     started = time.perf_counter()
     outputs = llm.generate(prompts, params, use_tqdm=False)
     result["generate_s"] = time.perf_counter() - started
     result["prompts"] = prompts
+    result["prompt_token_ids"] = [list(o.prompt_token_ids) for o in outputs]
     result["token_ids"] = [list(o.outputs[0].token_ids) for o in outputs]
     result["texts"] = [o.outputs[0].text for o in outputs]
+    if n_logprobs:
+        # Per prompt, per generated token: {token id: logprob} of the top n.
+        result["logprobs"] = [[{str(t): lp.logprob for t, lp in step.items()}
+                               for step in o.outputs[0].logprobs] for o in outputs]
     result["stats"] = compute_spec_decode_stats(llm.get_metrics())
 
     if scenario.get("gsm8k_limit"):
-        from vllm_peagle.gsm8k import evaluate_gsm8k
+        from vllm_peagle.tools.gsm8k import evaluate_gsm8k
 
         result["gsm8k"] = evaluate_gsm8k(llm, limit=int(scenario["gsm8k_limit"]))
         result["stats_after_gsm8k"] = compute_spec_decode_stats(llm.get_metrics())
@@ -105,11 +113,14 @@ def run_isolated(scenario: dict[str, Any], mode: str | None = None,
         out_path = os.path.join(tmp, "result.json")
         with open(spec_path, "w") as f:
             json.dump(scenario, f)
-        proc = subprocess.run([sys.executable, "-m", "vllm_peagle.runner", spec_path, out_path],
+        proc = subprocess.run([sys.executable, "-m", "vllm_peagle.tools.runner", spec_path, out_path],
                               env=child_env, capture_output=True, text=True, timeout=timeout)
         if not os.path.exists(out_path):
-            raise RuntimeError(f"runner exited {proc.returncode} without a result:\n"
-                               f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+            # The run died (a crash, a kill): its error is in its output.
+            return {"scenario": scenario, "ok": False, "error_type": "RunnerDied",
+                    "error": f"runner exited {proc.returncode} without a result:\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}",
+                    "log_tail": proc.stderr[-3000:], "plugin_log": []}
         with open(out_path) as f:
             result = json.load(f)
     result["log_tail"] = proc.stderr[-3000:]
@@ -122,14 +133,26 @@ def run_isolated(scenario: dict[str, Any], mode: str | None = None,
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("usage: python -m vllm_peagle.runner SCENARIO.json RESULT.json", file=sys.stderr)
+        print("usage: python -m vllm_peagle.tools.runner SCENARIO.json RESULT.json", file=sys.stderr)
         return 2
     with open(argv[0]) as f:
         scenario = json.load(f)
     result = run_scenario(scenario)
-    with open(argv[1], "w") as f:
-        json.dump(result, f)
+    write_result(result, argv[1])
     return 0
+
+
+def write_result(result: dict[str, Any], path: str) -> None:
+    """Write ``result`` as JSON, whole or not at all.
+
+    What JSON cannot hold (an enum, a dataclass, a tensor vLLM handed back)
+    is written as its ``repr``; the text is made before the file is opened,
+    so a failure never leaves half a file for the reader to choke on."""
+    text = json.dumps(result, default=repr)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from vllm_peagle.runner import DEFAULT_PROMPTS, run_isolated
-from vllm_peagle.tiny import ensure_tiny
+from vllm_peagle.tools.runner import DEFAULT_PROMPTS, run_isolated
+from vllm_peagle.tools.tiny import ensure_tiny
 
 # On the CPU backend this is the share of host memory vLLM reserves.
-CPU_LLM_KWARGS = {"gpu_memory_utilization": 0.3, "max_model_len": 2048}
+# float32, the tiny models' own dtype: the token-id comparison is then not
+# at the mercy of bf16 rounding.
+CPU_LLM_KWARGS = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "dtype": "float32"}
 
 
 def _fail(what: str, result: dict[str, Any]) -> None:

@@ -66,7 +66,7 @@ def _llama(shape: BenchShape, layers: int) -> dict[str, Any]:
 
 def write_checkpoints(root: str, shape: BenchShape, k: int) -> dict[str, str]:
     """Config-only target and speculators drafts (peagle, eagle3) with K tokens."""
-    from vllm_peagle.tiny import speculators_config
+    from vllm_peagle.tools.tiny import speculators_config
 
     target = os.path.join(root, "target")
     os.makedirs(target, exist_ok=True)
@@ -80,7 +80,6 @@ def write_checkpoints(root: str, shape: BenchShape, k: int) -> dict[str, str]:
         os.makedirs(d, exist_ok=True)
         extra = {"mask_token_id": shape.vocab_size - 1} if kind == "peagle" else {}
         cfg = speculators_config(kind, layer, target, k, extra)
-        cfg["torch_dtype"] = "bfloat16"
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
         paths[kind] = d

@@ -8,7 +8,7 @@ Writes, with no network:
   ``mask_hidden``), verifier pointing at ``target/``;
 - ``eagle3/``: the same draft as a speculators Eagle3 checkpoint.
 
-The weights are random but shaped so drafting is not hopeless: the target's
+The weights (float32) are random but shaped so drafting is not hopeless: the target's
 decoder layers are small next to its embeddings, so it acts roughly like a
 bigram model, and the draft copies the target's embeddings and lm_head and
 averages the aux hidden states in ``fc``, so its first draft token is often
@@ -93,7 +93,11 @@ def _llama_config(shape: TinyShape, vocab: int, bos: int, eos: int) -> dict:
         "tie_word_embeddings": False,
         "bos_token_id": bos,
         "eos_token_id": eos,
-        "torch_dtype": "bfloat16",
+        # The weights are float32, and CPU tests run them so: in bf16 a greedy
+        # near-tie in these random models can flip between a speculative and a
+        # target-only run (different batch shapes, different rounding).  vLLM's
+        # "auto" dtype still downcasts float32 to bf16/fp16 on a GPU.
+        "torch_dtype": "float32",
     }
 
 
@@ -160,7 +164,7 @@ def speculators_config(kind: str, layer_config: dict, verifier_dir: str, k: int,
         "draft_vocab_size": layer_config["vocab_size"],
         "norm_before_residual": False,
         "target_hidden_size": None,
-        "torch_dtype": "bfloat16",
+        "torch_dtype": layer_config.get("torch_dtype", "bfloat16"),
         **extra,
     }
 
@@ -257,7 +261,7 @@ def _write_all(tmp: str, final: str, seed: int, shape: TinyShape, torch, save_fi
 
 
 # Bump when the files make_tiny writes change, so cached builds are redone.
-TINY_FORMAT = 2
+TINY_FORMAT = 3
 
 
 def _stamp(seed: int, shape: TinyShape) -> dict:

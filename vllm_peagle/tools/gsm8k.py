@@ -62,6 +62,9 @@ def make_lm(llm: Any):
         def __init__(self):
             super().__init__()
             self.generations: list[str] = []
+            # Token ids too, so a divergence between two runs can be located.
+            self.prompt_token_ids: list[list[int]] = []
+            self.token_ids: list[list[int]] = []
 
         def generate_until(self, requests, disable_tqdm: bool = False):
             prompts, params = [], []
@@ -77,6 +80,8 @@ def make_lm(llm: Any):
             outputs = llm.generate(prompts, params, use_tqdm=False)
             texts = [o.outputs[0].text for o in outputs]
             self.generations.extend(texts)
+            self.prompt_token_ids.extend(p["prompt_token_ids"] for p in prompts)
+            self.token_ids.extend(list(o.outputs[0].token_ids) for o in outputs)
             return texts
 
         def loglikelihood(self, requests, disable_tqdm: bool = False):
@@ -107,4 +112,5 @@ def evaluate_gsm8k(llm: Any, limit: int | None = None, num_fewshot: int = 5) -> 
                                   fewshot_random_seed=0)
     accuracy = results["results"][task]["exact_match,strict-match"]
     return {"accuracy": accuracy, "generations": lm.generations,
+            "prompt_token_ids": lm.prompt_token_ids, "token_ids": lm.token_ids,
             "source": data_dir or "hub:openai/gsm8k", "limit": limit}

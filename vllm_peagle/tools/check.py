@@ -2,7 +2,9 @@
 
 Exit 0 with a summary of what vLLM will run; exit 1 with one line per problem
 (field, value, fix) and no traceback.  Reads config files and safetensors
-headers only: no vLLM import, no tensors loaded, nothing written.
+headers only: no vLLM import, no tensors loaded, nothing written.  The checks
+are the pre-flight patch's (``vllm_peagle.preflight.checks``), so vLLM raises
+the same lines.
 """
 
 from __future__ import annotations
@@ -10,12 +12,11 @@ from __future__ import annotations
 import os
 import sys
 
-from vllm_peagle.checkpoint import (
+from vllm_peagle.preflight.checks import (
     PEAGLE_ARCHITECTURES,
     Problem,
     aux_layer_ids,
     check_checkpoint,
-    peagle_speculative_config,
     text_config,
 )
 
@@ -55,7 +56,9 @@ def run_check(draft_dir: str, verifier_dir: str | None = None, out=None) -> int:
         return 1
 
     config = report.config
-    spec = peagle_speculative_config(config)
+    # What the speculators-config patch turns it into: vLLM's K, upstream's mapping.
+    k = config["speculators_config"]["proposal_methods"][0]["speculative_tokens"]
+    spec = {"method": "eagle3", "parallel_drafting": True, "num_speculative_tokens": k}
     model_type = config["transformer_layer_config"].get("model_type", "llama")
     print(f"{draft_dir}: OK, a PEagle checkpoint", file=out)
     print(f"  vLLM speculative config: method={spec['method']} "

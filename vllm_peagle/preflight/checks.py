@@ -1,16 +1,18 @@
-"""Pre-flight validation of speculators-format PEagle checkpoints.
+"""The pre-flight checks (beyond upstream): a speculators PEagle checkpoint
+against its own config, its verifier, its safetensors headers and the installed
+vLLM, each problem one ``Problem`` naming the field, the value and the fix.
 
 vLLM reads these checkpoints with few checks, so a malformed one fails late and
 far from its cause: a bare ``KeyError: 'mask_token_id'``, or inside a worker
 ``shape '[-1, 384]' is invalid for input of size 3328`` when the verifier's
-default aux layers collapse.  Every check here returns ``Problem``s that name
-the field, the value and the fix; ``vllm-peagle check``, ``update_peagle`` and
-the speculators-config patch all report them in the same words.
+default aux layers collapse.  ``vllm-peagle check`` prints these problems and
+the pre-flight hooks (``vllm_peagle.preflight``) raise them, in the same words.
 
-Three levels, each usable alone:
+Levels, each usable alone:
 - ``config_problems``: the draft's config.json by itself;
 - ``verifier_problems``: against the verifier's config.json;
-- ``weights_problems``: against the safetensors headers (never the tensors).
+- ``weights_problems``: against the safetensors headers (never the tensors);
+- ``release_problems``: against what the installed vLLM can run.
 """
 
 from __future__ import annotations
@@ -21,11 +23,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-# transformer_layer_config.model_type -> the draft architecture vLLM resolves.
-PEAGLE_ARCHITECTURES = {
-    "llama": "PeagleLlamaForCausalLM",
-    "qwen3": "PeagleQwen3ForCausalLM",
-}
+from vllm_peagle.transformers_utils.configs.speculators.algos import PEAGLE_ARCHITECTURES
 
 # speculators_model_type values that are valid speculators checkpoints, just not PEagle.
 OTHER_SPECULATOR_TYPES = {"eagle", "eagle3", "dflash", "dflash2", "mtp", "mlp_speculator", "dspark"}
@@ -54,18 +52,6 @@ class PEagleCheckpointError(ValueError):
         super().__init__(f"Invalid PEagle checkpoint {source}:\n{lines}")
 
 
-def describe_source(config_dict: dict[str, Any]) -> str:
-    """A name for a checkpoint known only by its config dict."""
-    name = config_dict.get("_name_or_path")
-    if isinstance(name, str) and name:
-        return repr(name)
-    try:
-        verifier = config_dict["speculators_config"]["verifier"]["name_or_path"]
-    except (KeyError, TypeError):
-        return "(config.json)"
-    return f"(config.json of the draft for verifier {verifier!r})"
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -80,13 +66,6 @@ def vllm_default_aux_layer_ids(num_layers: int) -> tuple[int, ...]:
     """The aux layers vLLM taps when the draft names none
     (``SupportsEagle3.get_eagle3_default_aux_hidden_state_layers``)."""
     return (2, num_layers // 2, num_layers - 3)
-
-
-def peagle_speculative_config(config_dict: dict[str, Any]) -> dict[str, Any]:
-    """vLLM's speculative config for a valid PEagle config: Eagle3 drafting in
-    one pass, K from ``proposal_methods[0].speculative_tokens``."""
-    k = config_dict["speculators_config"]["proposal_methods"][0]["speculative_tokens"]
-    return {"method": "eagle3", "parallel_drafting": True, "num_speculative_tokens": k}
 
 
 def config_problems(config_dict: dict[str, Any]) -> list[Problem]:
@@ -244,29 +223,44 @@ class SafetensorsHeaderError(ValueError):
     pass
 
 
-def read_safetensors_header(path: str) -> dict[str, dict[str, Any]]:
-    """Tensor name -> {dtype, shape, data_offsets}, read from the header alone."""
+# safetensors' prefix on every header error; the rest says what is wrong.
+_SAFETENSORS_PREFIX = "Error while deserializing header: "
+
+
+def read_safetensors_header(path: str) -> dict[str, list[int]]:
+    """Tensor name -> shape, from the header alone (``safetensors.safe_open``
+    maps the file and parses the header; no tensor is read).
+
+    Raises ``SafetensorsHeaderError`` saying what is wrong with the file."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="numpy") as f:
+            return {name: list(f.get_slice(name).get_shape()) for name in f.keys()}
+    except SafetensorError as e:
+        detail = str(e).removeprefix(_SAFETENSORS_PREFIX)
+    except OSError as e:
+        raise SafetensorsHeaderError(f"cannot be read ({e.strerror or e})") from None
+    if "not fully covered" in detail:
+        raise SafetensorsHeaderError(_coverage(path)) from None
+    raise SafetensorsHeaderError(f"is not a valid safetensors file ({detail})") from None
+
+
+def _coverage(path: str) -> str:
+    """Why a file whose header safetensors accepted does not match its size.
+
+    safetensors has validated the header (length, UTF-8, JSON, contiguous
+    offsets) by the time it reports this; only the sizes are left to say."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise SafetensorsHeaderError(f"is {size} bytes, too short for a safetensors header")
-        (n,) = struct.unpack("<Q", head)
-        if n > size - 8:
-            raise SafetensorsHeaderError(f"declares a {n}-byte header but holds {size} bytes: "
-                                         "not a safetensors file, or truncated")
-        try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise SafetensorsHeaderError("has no valid JSON header: not a safetensors file") from None
-    if not isinstance(header, dict):
-        raise SafetensorsHeaderError("has no valid JSON header: not a safetensors file")
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
     header.pop("__metadata__", None)
-    end = max((t.get("data_offsets", [0, 0])[1] for t in header.values()), default=0)
-    if 8 + n + end > size:
-        raise SafetensorsHeaderError(f"is truncated: its tensors need {8 + n + end} bytes, "
-                                     f"the file has {size}")
-    return header
+    need = 8 + n + max((t["data_offsets"][1] for t in header.values()), default=0)
+    if size < need:
+        return f"is truncated: its tensors need {need} bytes, the file has {size}"
+    return (f"has {size - need} bytes after its last tensor ({need} expected): "
+            "not a file safetensors wrote")
 
 
 def weights_problems(draft_dir: str, config_dict: dict[str, Any],
@@ -278,7 +272,7 @@ def weights_problems(draft_dir: str, config_dict: dict[str, Any],
     if not files:
         return []
     problems: list[Problem] = []
-    tensors: dict[str, dict[str, Any]] = {}
+    tensors: dict[str, list[int]] = {}
     for name in files:
         try:
             tensors.update(read_safetensors_header(os.path.join(draft_dir, name)))
@@ -298,7 +292,7 @@ def weights_problems(draft_dir: str, config_dict: dict[str, Any],
     fc_in = n_aux * target_hidden if _is_int(target_hidden) else None
 
     def shape(name: str) -> list[int] | None:
-        return tensors[name]["shape"] if name in tensors else None
+        return tensors.get(name)
 
     fc = shape("fc.weight")
     if fc is not None and fc_in is not None and fc != [hidden, fc_in]:
@@ -406,8 +400,25 @@ def check_checkpoint(draft_dir: str, verifier_dir: str | None = None) -> CheckRe
     return CheckReport(draft_dir, config, verifier_dir, verifier_config, problems, notes)
 
 
-def raise_for_checkpoint(draft_dir: str) -> None:
-    """Raise ``PEagleCheckpointError`` if the local draft would fail in vLLM."""
-    report = check_checkpoint(draft_dir)
-    if report.problems:
-        raise PEagleCheckpointError(repr(draft_dir), report.problems)
+def release_problems(config_dict: dict[str, Any]) -> list[Problem]:
+    """What the installed vLLM lacks to run this (well-formed) checkpoint.
+
+    Feature probes, never version strings; each problem names the release that
+    has the missing piece."""
+    from vllm_peagle import features
+
+    problems: list[Problem] = []
+    if not features.has_parallel_drafting():
+        problems.append(Problem(
+            "speculators_model_type",
+            "is 'peagle', but the installed vLLM has no parallel drafting "
+            "(SpeculativeConfig.parallel_drafting). Fix: PEagle needs vLLM >= 0.16; "
+            "upgrade vLLM"))
+    model_type = config_dict["transformer_layer_config"].get("model_type", "llama")
+    if model_type == "qwen3" and not features.has_qwen3_eagle3():
+        problems.append(Problem(
+            "transformer_layer_config.model_type",
+            "is 'qwen3', but the installed vLLM has no Qwen3 Eagle3 drafter "
+            "(vllm/model_executor/models/qwen3_eagle3.py) for PeagleQwen3ForCausalLM "
+            "to resolve to. Fix: use vLLM >= 0.24.0 for Qwen3 PEagle drafts"))
+    return problems

@@ -7,7 +7,7 @@ import sys
 
 
 def _cmd_make_tiny(args) -> int:
-    from vllm_peagle.tiny import make_tiny
+    from vllm_peagle.tools.tiny import make_tiny
 
     paths = make_tiny(args.dir, seed=args.seed)
     for name, path in paths.items():
@@ -16,19 +16,19 @@ def _cmd_make_tiny(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from vllm_peagle.demo import run_demo
+    from vllm_peagle.tools.demo import run_demo
 
     return run_demo(args.cache_dir, max_tokens=args.max_tokens)
 
 
 def _cmd_check(args) -> int:
-    from vllm_peagle.check import run_check
+    from vllm_peagle.tools.check import run_check
 
     return run_check(args.dir, args.verifier)
 
 
 def _cmd_bench(args) -> int:
-    from vllm_peagle.bench import run_bench
+    from vllm_peagle.tools.bench import run_bench
 
     return run_bench(args)
 
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "name_or_path when it is a local directory)")
     p.set_defaults(fn=_cmd_check)
 
-    from vllm_peagle.bench import add_bench_arguments
+    from vllm_peagle.tools.bench import add_bench_arguments
 
     p = sub.add_parser("bench", help="time decode steps: no speculation, Eagle3, PEagle")
     add_bench_arguments(p)

@@ -1,0 +1,138 @@
+"""Pre-flight: stop a PEagle checkpoint that vLLM would fail on, before any
+worker starts, with one line per problem.  Beyond upstream: vLLM has no
+equivalent, so this patch is installed in ``auto`` and ``force`` alike.
+
+The checks are in ``checks.py``; ``vllm-peagle check`` prints the same lines.
+They run once per load, at the earliest point that sees the checkpoint:
+
+- ``vllm.transformers_utils.config.maybe_override_with_speculators`` (and its
+  binding in ``vllm.engine.arg_utils``): ``LLM(model=<peagle dir>)`` and
+  ``vllm serve <peagle dir>``.  vLLM swaps the model for the verifier here, so
+  this is the last point that knows the draft directory before the verifier
+  is loaded (a missing verifier would otherwise read as "model not found").
+- ``SpeculatorsConfig.from_pretrained``: every load of a speculators draft
+  config, so also ``speculative_config={"model": <peagle dir>}`` and hub ids
+  (config-level and release checks; the files are vLLM's to fetch).
+
+A directory that passed is not checked again in the same process while its
+config.json is unchanged (vLLM reads the draft config several times a load).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+from typing import Any
+
+from vllm_peagle.preflight.checks import (
+    PEagleCheckpointError,
+    check_checkpoint,
+    config_problems,
+    release_problems,
+)
+
+UPSTREAM_SYMBOLS = (
+    "vllm.transformers_utils.config.maybe_override_with_speculators",
+    "vllm.transformers_utils.configs.speculators.base.SpeculatorsConfig.from_pretrained",
+)
+_ORIGINAL_FROM_PRETRAINED = "__vllm_peagle_original_from_pretrained__"
+_WRAPPED = "__vllm_peagle_preflight__"
+
+# (real path, config.json mtime_ns, size) of directories that passed.
+_passed: set[tuple[str, int, int]] = set()
+
+
+def _peagle_config(path: str) -> dict[str, Any] | None:
+    """The config.json of a local PEagle checkpoint, else None (not local, not
+    readable as JSON, or not PEagle: vLLM's own loading reports those)."""
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if isinstance(config, dict) and config.get("speculators_model_type") == "peagle":
+        return config
+    return None
+
+
+def preflight_dir(path: str) -> None:
+    """Raise ``PEagleCheckpointError`` if the local PEagle checkpoint at ``path``
+    would fail in vLLM; no-op for anything that is not one."""
+    path = os.fspath(path)
+    if not os.path.isdir(path) or _peagle_config(path) is None:
+        return
+    stat = os.stat(os.path.join(path, "config.json"))
+    key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+    if key in _passed:
+        return
+    report = check_checkpoint(path)
+    problems = report.problems or release_problems(report.config)
+    if problems:
+        raise PEagleCheckpointError(repr(path), problems)
+    _passed.add(key)
+
+
+def preflight_config(source: str, config_dict: dict[str, Any]) -> None:
+    """Config-level and release checks for a PEagle config known only as a dict
+    (a hub checkpoint)."""
+    if config_dict.get("speculators_model_type") != "peagle":
+        return
+    problems = config_problems(config_dict) or release_problems(config_dict)
+    if problems:
+        raise PEagleCheckpointError(repr(source), problems)
+
+
+def _wrap_maybe_override(original):
+    @functools.wraps(original)
+    def maybe_override_with_speculators(model, *args, **kwargs):
+        if isinstance(model, (str, os.PathLike)):
+            preflight_dir(model)
+        return original(model, *args, **kwargs)
+
+    setattr(maybe_override_with_speculators, _WRAPPED, True)
+    return maybe_override_with_speculators
+
+
+def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+    path = os.fspath(pretrained_model_name_or_path)
+    if os.path.isdir(path):
+        preflight_dir(path)
+    else:
+        try:
+            from vllm.transformers_utils.utils import without_trust_remote_code
+        except ImportError:  # vLLM < 0.21 passes kwargs through as they are
+            without_trust_remote_code = dict
+        try:
+            config_dict, _ = cls.get_config_dict(path, **without_trust_remote_code(kwargs))
+        except Exception:  # unreachable or not a config: vLLM's own call reports it
+            config_dict = {}
+        preflight_config(path, config_dict)
+    return getattr(cls, _ORIGINAL_FROM_PRETRAINED)(pretrained_model_name_or_path, **kwargs)
+
+
+def apply(force: bool) -> str:
+    """Install both hooks (``force`` changes nothing: vLLM has no pre-flight).
+
+    Returns "installed"."""
+    import sys
+
+    from vllm.transformers_utils import config as tu_config
+    from vllm.transformers_utils.configs.speculators.base import SpeculatorsConfig
+
+    if not getattr(tu_config.maybe_override_with_speculators, _WRAPPED, False):
+        tu_config.maybe_override_with_speculators = _wrap_maybe_override(
+            tu_config.maybe_override_with_speculators)
+    # arg_utils binds the name at import: rebind it where it is already
+    # imported; a later import picks up the wrapped function by itself.
+    bound = getattr(sys.modules.get("vllm.engine.arg_utils"),
+                    "maybe_override_with_speculators", None)
+    if bound is not None and not getattr(bound, _WRAPPED, False):
+        sys.modules["vllm.engine.arg_utils"].maybe_override_with_speculators = \
+            tu_config.maybe_override_with_speculators
+    if _ORIGINAL_FROM_PRETRAINED not in SpeculatorsConfig.__dict__:
+        setattr(SpeculatorsConfig, _ORIGINAL_FROM_PRETRAINED,
+                inspect.getattr_static(SpeculatorsConfig, "from_pretrained"))
+        SpeculatorsConfig.from_pretrained = classmethod(from_pretrained)
+    return "installed"
