@@ -26,6 +26,8 @@ MAX_TOKENS = 32
 GSM8K_LIMIT = 30
 # The K that the "-k5-" runs ask for, over the checkpoint's 3.
 K_OVERRIDE = 5
+# The K of the explicit-draft run.
+K_EXPLICIT = 4
 
 
 def pytest_collection_modifyitems(config, items):
@@ -56,6 +58,11 @@ def scenario_specs(tiny: dict[str, str]) -> dict[str, tuple[dict[str, Any], str,
     specs["peagle-k5-auto"] = (dict(base, model=tiny["peagle"], **override), "auto", {})
     specs["peagle-k5-force"] = (dict(base, model=tiny["peagle"], **override), "force", {})
     specs["eagle3-k5-force"] = (dict(base, model=tiny["eagle3"], **override), "force", {})
+    # The draft given explicitly, as the "peagle" alias with parallel_drafting left
+    # out (pre-flight turns it on): this package's path end to end.
+    explicit = {"model": tiny["peagle"], "method": "peagle", "num_speculative_tokens": K_EXPLICIT}
+    specs["peagle-explicit-force"] = (dict(base, model=tiny["target"],
+                                           speculative_config=explicit), "force", {})
     tp2 = dict(base, llm_kwargs=dict(CPU_LLM_KWARGS, tensor_parallel_size=2))
     for mode in ("auto", "force"):
         specs[f"peagle-tp2-{mode}"] = (dict(tp2, model=tiny["peagle"]), mode, TP2_ENV)

@@ -42,8 +42,18 @@ Patch manifest:
       Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0)
       Future plan: remove when the oldest supported vLLM is 0.22.0.
 
-** File: vllm_peagle/preflight/__init__.py ** (beyond upstream)
+** File: vllm_peagle/transformers_utils/config.py **
    4. ``vllm.transformers_utils.config.maybe_override_with_speculators`` (and its
+      binding in ``vllm.engine.arg_utils``)
+      Why: before vLLM 0.29.0 a user's ``speculative_config`` given with a
+           speculators checkpoint is dropped without a word (no K override).
+      How: wrap the release's function; merge the user's fields into the
+           checkpoint's config as 0.29.0 does (``method`` and ``model`` locked).
+      Related PR: the merge in vLLM 0.29.0's ``maybe_override_with_speculators``
+      Future plan: remove when the oldest supported vLLM is 0.29.0.
+
+** File: vllm_peagle/preflight/ ** (beyond upstream)
+   5. ``vllm.transformers_utils.config.maybe_override_with_speculators`` (and its
       binding in ``vllm.engine.arg_utils``), ``SpeculatorsConfig.from_pretrained``
       Why: vLLM reads PEagle checkpoints with few checks: a malformed one, or one
            the installed release cannot run, fails late (``KeyError``, a shape
@@ -51,7 +61,9 @@ Patch manifest:
       How: before vLLM's own code, check the checkpoint directory once per load
            (config, verifier, safetensors headers, release features) and raise a
            ``ValueError`` with one line per problem, the lines ``vllm-peagle
-           check`` prints.
+           check`` prints; check the user's ``speculative_config`` with a PEagle
+           draft (``parallel_drafting`` locked on, K a positive integer, the
+           ``peagle`` method alias, the explicit ``{"model": <peagle>}`` path).
       Related PR: none; could go upstream as its own PR.
       Future plan: keep while vLLM has no equivalent checks.
 """
@@ -97,12 +109,15 @@ def register() -> dict[str, str]:
 
     from vllm_peagle import preflight
     from vllm_peagle.model_executor.models import registry
+    from vllm_peagle.transformers_utils import config
     from vllm_peagle.transformers_utils.configs.speculators import algos, base
 
     force = mode == "force"
     result = {}
+    # Pre-flight last: its hook must wrap the merge patch, so it runs first.
     for name, patch in (("registry", registry), ("speculators_algo", algos),
-                        ("speculative_config_mapping", base), ("preflight", preflight)):
+                        ("speculative_config_mapping", base),
+                        ("speculative_config_merge", config), ("preflight", preflight)):
         try:
             result[name] = patch.apply(force)
         except ImportError:

@@ -61,4 +61,7 @@ def speculators_overrides_apply() -> bool:
     fn = getattr(tu_config, "maybe_override_with_speculators", None)
     if fn is None:
         return False
+    # The release's own function, under whatever this plugin wrapped around it.
+    while hasattr(fn, "__wrapped__"):
+        fn = fn.__wrapped__
     return ".update(vllm_speculative_config)" in inspect.getsource(fn)

@@ -10,6 +10,8 @@ They run once per load, at the earliest point that sees the checkpoint:
   ``vllm serve <peagle dir>``.  vLLM swaps the model for the verifier here, so
   this is the last point that knows the draft directory before the verifier
   is loaded (a missing verifier would otherwise read as "model not found").
+  The user's ``speculative_config`` passes here too, with either kind of
+  PEagle draft: ``speculative_config.py`` checks and completes it.
 - ``SpeculatorsConfig.from_pretrained``: every load of a speculators draft
   config, so also ``speculative_config={"model": <peagle dir>}`` and hub ids
   (config-level and release checks; the files are vLLM's to fetch).
@@ -23,9 +25,11 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import logging
 import os
 from typing import Any
 
+from vllm_peagle.preflight import speculative_config
 from vllm_peagle.preflight.checks import (
     PEagleCheckpointError,
     check_checkpoint,
@@ -39,6 +43,7 @@ UPSTREAM_SYMBOLS = (
 )
 _ORIGINAL_FROM_PRETRAINED = "__vllm_peagle_original_from_pretrained__"
 _WRAPPED = "__vllm_peagle_preflight__"
+logger = logging.getLogger("vllm.plugins.peagle")
 
 # (real path, config.json mtime_ns, size) of directories that passed.
 _passed: set[tuple[str, int, int]] = set()
@@ -57,21 +62,24 @@ def _peagle_config(path: str) -> dict[str, Any] | None:
     return None
 
 
-def preflight_dir(path: str) -> None:
+def preflight_dir(path: str) -> dict[str, Any] | None:
     """Raise ``PEagleCheckpointError`` if the local PEagle checkpoint at ``path``
-    would fail in vLLM; no-op for anything that is not one."""
+    would fail in vLLM.  Returns its config.json, or None for anything that is
+    not a local PEagle checkpoint."""
     path = os.fspath(path)
-    if not os.path.isdir(path) or _peagle_config(path) is None:
-        return
+    config = _peagle_config(path) if os.path.isdir(path) else None
+    if config is None:
+        return None
     stat = os.stat(os.path.join(path, "config.json"))
     key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
     if key in _passed:
-        return
+        return config
     report = check_checkpoint(path)
     problems = report.problems or release_problems(report.config)
     if problems:
         raise PEagleCheckpointError(repr(path), problems)
     _passed.add(key)
+    return config
 
 
 def preflight_config(source: str, config_dict: dict[str, Any]) -> None:
@@ -84,12 +92,39 @@ def preflight_config(source: str, config_dict: dict[str, Any]) -> None:
         raise PEagleCheckpointError(repr(source), problems)
 
 
+def _resolve_user_config(model: Any, user: Any) -> Any:
+    """Check the checkpoint(s) and the user's speculative_config; returns the
+    speculative_config to hand vLLM."""
+    checkpoint = preflight_dir(model) if isinstance(model, (str, os.PathLike)) else None
+    if checkpoint is not None:
+        resolved = speculative_config.for_checkpoint(repr(os.fspath(model)), checkpoint,
+                                                     os.fspath(model), user)
+    elif isinstance(user, dict) and isinstance(user.get("model"), (str, os.PathLike)):
+        draft = preflight_dir(user["model"])
+        if draft is None:
+            return user
+        resolved = speculative_config.for_explicit_draft(
+            repr(os.fspath(user["model"])), draft, user)
+    else:
+        return user
+    for line in resolved.info:
+        logger.info("vllm-peagle: %s", line)
+    for line in resolved.warnings:
+        logger.warning("vllm-peagle: %s", line)
+    return resolved.speculative_config
+
+
 def _wrap_maybe_override(original):
+    signature = inspect.signature(original)
+
     @functools.wraps(original)
-    def maybe_override_with_speculators(model, *args, **kwargs):
-        if isinstance(model, (str, os.PathLike)):
-            preflight_dir(model)
-        return original(model, *args, **kwargs)
+    def maybe_override_with_speculators(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        user = bound.arguments.get("vllm_speculative_config")
+        resolved = _resolve_user_config(bound.arguments["model"], user)
+        if resolved is not user:
+            bound.arguments["vllm_speculative_config"] = resolved
+        return original(*bound.args, **bound.kwargs)
 
     setattr(maybe_override_with_speculators, _WRAPPED, True)
     return maybe_override_with_speculators
@@ -116,21 +151,11 @@ def apply(force: bool) -> str:
     """Install both hooks (``force`` changes nothing: vLLM has no pre-flight).
 
     Returns "installed"."""
-    import sys
-
-    from vllm.transformers_utils import config as tu_config
     from vllm.transformers_utils.configs.speculators.base import SpeculatorsConfig
 
-    if not getattr(tu_config.maybe_override_with_speculators, _WRAPPED, False):
-        tu_config.maybe_override_with_speculators = _wrap_maybe_override(
-            tu_config.maybe_override_with_speculators)
-    # arg_utils binds the name at import: rebind it where it is already
-    # imported; a later import picks up the wrapped function by itself.
-    bound = getattr(sys.modules.get("vllm.engine.arg_utils"),
-                    "maybe_override_with_speculators", None)
-    if bound is not None and not getattr(bound, _WRAPPED, False):
-        sys.modules["vllm.engine.arg_utils"].maybe_override_with_speculators = \
-            tu_config.maybe_override_with_speculators
+    from vllm_peagle.transformers_utils.config import install_maybe_override
+
+    install_maybe_override(_wrap_maybe_override, _WRAPPED)
     if _ORIGINAL_FROM_PRETRAINED not in SpeculatorsConfig.__dict__:
         setattr(SpeculatorsConfig, _ORIGINAL_FROM_PRETRAINED,
                 inspect.getattr_static(SpeculatorsConfig, "from_pretrained"))

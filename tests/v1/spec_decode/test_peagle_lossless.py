@@ -1,6 +1,7 @@
 """Greedy speculative decoding is lossless: with PEagle or Eagle3 drafts, the
 token ids equal the target-only ids, on 10 prompts of mixed lengths in one batch,
-in ``auto`` and ``force`` mode, with K from the checkpoint and overridden."""
+in ``auto`` and ``force`` mode, with K from the checkpoint, overridden, and with
+the PEagle draft given explicitly as ``speculative_config["model"]``."""
 
 from __future__ import annotations
 
@@ -9,21 +10,20 @@ import os
 
 import pytest
 
-from tests.conftest import CPU_LLM_KWARGS, K_OVERRIDE
+from tests.conftest import CPU_LLM_KWARGS, K_EXPLICIT, K_OVERRIDE
 from tests.divergence import assert_same_ids
-from vllm_peagle import features
-
 pytestmark = pytest.mark.engine
 
-# run name: (draft kind, expected parallel_drafting, K overridden?)
+# run name: (draft kind, expected parallel_drafting, K: None for the checkpoint's)
 RUNS = {
-    "peagle-auto": ("peagle", True, False),
-    "peagle-force": ("peagle", True, False),
-    "eagle3-auto": ("eagle3", False, False),
-    "eagle3-force": ("eagle3", False, False),
-    "peagle-k5-auto": ("peagle", True, True),
-    "peagle-k5-force": ("peagle", True, True),
-    "eagle3-k5-force": ("eagle3", False, True),
+    "peagle-auto": ("peagle", True, None),
+    "peagle-force": ("peagle", True, None),
+    "eagle3-auto": ("eagle3", False, None),
+    "eagle3-force": ("eagle3", False, None),
+    "peagle-k5-auto": ("peagle", True, K_OVERRIDE),
+    "peagle-k5-force": ("peagle", True, K_OVERRIDE),
+    "eagle3-k5-force": ("eagle3", False, K_OVERRIDE),
+    "peagle-explicit-force": ("peagle", True, K_EXPLICIT),
 }
 
 
@@ -35,17 +35,18 @@ def checkpoint_k(draft_dir: str) -> int:
 
 @pytest.mark.parametrize("name", list(RUNS))
 def test_greedy_token_ids_equal_target_only(engine_run, tiny_models, name):
-    kind, parallel, overridden = RUNS[name]
-    if overridden and not features.speculators_overrides_apply():
-        pytest.skip("this vLLM ignores speculative_config overrides for speculators "
-                    "checkpoints (K comes from the checkpoint only)")
-    k = K_OVERRIDE if overridden else checkpoint_k(tiny_models[kind])
+    kind, parallel, k = RUNS[name]
+    k = k or checkpoint_k(tiny_models[kind])
     base = engine_run("target")
     run = engine_run(name)
     spec = run["speculative_config"]
     assert spec["method"] == "eagle3"
     assert spec["parallel_drafting"] is parallel
     assert spec["num_speculative_tokens"] == k
+    assert spec["draft_model"] == tiny_models[kind]
+    if parallel:
+        with open(os.path.join(tiny_models[kind], "config.json")) as f:
+            assert spec["pard_token"] == json.load(f)["mask_token_id"]
     stats = run["stats"]
     # Speculation really ran with K tokens a draft, and some drafts were accepted,
     # so both the accept and the reject paths are under test.

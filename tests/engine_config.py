@@ -1,0 +1,63 @@
+"""Run in a fresh process by tests: ``EngineArgs(...).create_engine_config()``
+for each case of a JSON list, in the ``VLLM_PEAGLE_MODE`` of the environment.
+
+usage: python tests/engine_config.py CASES.json OUT.json
+A case is {"model": ..., "speculative_config": ... (optional)}; the output
+holds, per case, the resolved speculative config or the error's type and text,
+and the plugin's log lines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+
+def main() -> int:
+    cases_path, out_path = sys.argv[1:]
+    with open(cases_path) as f:
+        cases = json.load(f)
+
+    records: list[str] = []
+    # vLLM's logging set-up (dictConfig, inside create_engine_config) drops the
+    # handlers of existing child loggers, so keep the records at the logger itself.
+    plugin_logger = logging.getLogger("vllm.plugins.peagle")
+    handle = plugin_logger.handle
+
+    def keep(record):
+        if record.levelno >= plugin_logger.getEffectiveLevel():
+            records.append(f"{record.levelname} {record.getMessage()}")
+        return handle(record)
+
+    plugin_logger.handle = keep
+    from vllm.engine.arg_utils import EngineArgs
+
+    results = []
+    for case in cases:
+        del records[:]
+        entry = {"case": case}
+        try:
+            config = EngineArgs(model=case["model"], gpu_memory_utilization=0.3,
+                                speculative_config=case.get("speculative_config"),
+                                ).create_engine_config()
+        except Exception as e:  # the type and the text are what the tests check
+            entry["error"] = {"type": type(e).__name__,
+                              "mro": [c.__name__ for c in type(e).__mro__], "message": str(e)}
+        else:
+            spec = config.speculative_config
+            hf = spec.draft_model_config.hf_config
+            entry["speculative_config"] = {
+                "method": spec.method, "parallel_drafting": spec.parallel_drafting,
+                "num_speculative_tokens": spec.num_speculative_tokens,
+                "draft_model": spec.model, "target_model": config.model_config.model,
+                "pard_token": getattr(hf, "pard_token", None)}
+        entry["log"] = list(records)
+        results.append(entry)
+    with open(out_path, "w") as f:
+        json.dump(results, f, indent=1, default=repr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
