@@ -1,15 +1,19 @@
 """One GPU session's checks, in order of value, each result saved as it lands.
 
-1. proof on the installed (pre-PEagle) vLLM, tiny models:
+1. proof on the installed (pre-PEagle) vLLM, tiny models (bf16 on the GPU):
    - ``VLLM_PEAGLE_MODE=off``: ``LLM(model=<tiny peagle>)`` fails; the error is recorded;
    - ``auto``: the speculative config is eagle3 + parallel_drafting + K from the
      checkpoint, and greedy token ids equal the target-only ids, CUDA graphs on
      and off;
-2. the offline tier of the correctness suite, and the ``vllm serve`` test (pytest);
-3. ``vllm-peagle bench``: the decode-step sweep (8B-shaped target, dummy weights).
+2. choosing K: the K override with the checkpoint and the explicit draft, ``auto``;
+3. pytest: the config tier (register, check, pre-flight, speculative_config through
+   ``EngineArgs``), the offline tier (lossless, correctness), ``vllm serve`` (both
+   ways of giving a PEagle draft, ``--speculative-config``);
+4. ``vllm-peagle bench`` (only with ``--only=...,bench``): the decode-step sweep.
 
 Writes ``OUT/gpu_session.json`` after every step and prints a short table last.
-usage: python benchmarks/gpu_session.py OUT [--smoke] [--only=proof,offline,serve,bench]
+usage: python benchmarks/gpu_session.py OUT [--smoke]
+       [--only=proof,overrides,config,offline,serve,bench]
 (--smoke: CPU-sized, for a dry run)
 """
 
@@ -83,6 +87,29 @@ def proof(s: Session, tiny: dict, llm_kwargs: dict) -> None:
             "n_prompts": len(DEFAULT_PROMPTS), "startup_s": spec["startup_s"]})
 
 
+def overrides(s: Session, tiny: dict, llm_kwargs: dict) -> None:
+    """Choosing K on a pre-0.29 vLLM (plugin ``auto``), end to end, both ways:
+    the checkpoint as the model with ``num_speculative_tokens`` from the user,
+    and the draft given explicitly (the ``peagle`` alias, parallel_drafting left
+    out).  Greedy ids against target-only, CUDA graphs on."""
+    base = _gen(tiny["target"], "auto", False, llm_kwargs)
+    runs = {
+        "k_override": (tiny["peagle"], {"num_speculative_tokens": 5}, 5),
+        "explicit_draft": (tiny["target"], {"model": tiny["peagle"], "method": "peagle",
+                                            "num_speculative_tokens": 4}, 4),
+    }
+    for name, (model, spec_config, k) in runs.items():
+        r = _gen(model, "auto", False, dict(llm_kwargs, speculative_config=spec_config))
+        stats = r["stats"] or {}
+        s.step(f"overrides_{name}", {
+            "ok": r["ok"], "error": r.get("error"), "asked_k": k,
+            "speculative_config": r["speculative_config"],
+            "draft_tokens_per_step": stats.get("draft_tokens_per_step"),
+            "per_pos_acceptance_rates": stats.get("per_pos_acceptance_rates"),
+            "token_ids_equal_target_only": bool(r["ok"] and base["ok"]
+                                                and r["token_ids"] == base["token_ids"])})
+
+
 def pytest_tier(s: Session, files: list[str], name: str, env: dict) -> None:
     log = os.path.join(s.out, f"pytest_{name}.log")
     started = time.time()
@@ -135,7 +162,16 @@ def table(s: Session) -> str:
                         f"{sc.get('parallel_drafting')} K={sc.get('num_speculative_tokens')} |")
             rows.append(f"| auto, {tag}: ids == target-only | {r['token_ids_equal_target_only']} "
                         f"({r['prompts_equal']}/{r['n_prompts']}) |")
-    for key in ("pytest_offline_tier", "pytest_serve"):
+    for name in ("k_override", "explicit_draft"):
+        r = st.get(f"overrides_{name}")
+        if r:
+            sc = r["speculative_config"] or {}
+            rows.append(f"| {name} (asked K={r['asked_k']}) | ok={r['ok']} "
+                        f"parallel_drafting={sc.get('parallel_drafting')} "
+                        f"K={sc.get('num_speculative_tokens')} pard_token={sc.get('pard_token')} "
+                        f"drafted/step={r['draft_tokens_per_step']} "
+                        f"ids==target-only {r['token_ids_equal_target_only']} |")
+    for key in ("pytest_config_tier", "pytest_offline_tier", "pytest_serve"):
         r = st.get(key)
         if r:
             rows.append(f"| {key} | rc={r['returncode']}: {r['summary']} |")
@@ -150,17 +186,30 @@ def main() -> int:
     out = sys.argv[1]
     smoke = "--smoke" in sys.argv[2:]
     only = [a.split("=", 1)[1] for a in sys.argv[2:] if a.startswith("--only=")]
-    steps = only[0].split(",") if only else ["proof", "offline", "serve", "bench"]
+    # In order of value; the sweep is left out unless asked for.
+    steps = only[0].split(",") if only else ["proof", "overrides", "config", "offline",
+                                             "serve"]
     s = Session(out, smoke)
     tiny = make_tiny(os.path.join(out, "tiny"), seed=0)
+    # The tiny weights are float32 and the CPU suite runs them so; on the GPU
+    # vLLM's "auto" dtype downcasts them to bf16 (the backends' fast path).
     llm_kwargs = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "max_num_seqs": 16}
     if "proof" in steps:
         proof(s, tiny, llm_kwargs)
+    if "overrides" in steps:
+        overrides(s, tiny, llm_kwargs)
+    if "config" in steps:
+        # register(), check, pre-flight and the speculative_config checks through
+        # EngineArgs on this release: config level, no engine.
+        pytest_tier(s, ["tests/test_register.py", "tests/test_check.py", "tests/preflight",
+                        "tests/transformers_utils"], "config_tier", {})
     if "offline" in steps:
-        pytest_tier(s, ["tests/v1/spec_decode/test_speculators_correctness.py",
-                        "tests/v1/spec_decode/test_peagle_lossless.py"], "offline_tier", {})
+        pytest_tier(s, ["tests/v1/spec_decode/test_peagle_lossless.py",
+                        "tests/v1/spec_decode/test_speculators_correctness.py"],
+                    "offline_tier", {})
     if "serve" in steps:
-        pytest_tier(s, ["tests/entrypoints/openai/test_serve_peagle.py"], "serve",
+        pytest_tier(s, ["tests/entrypoints/openai/test_serve_peagle.py",
+                        "tests/entrypoints/openai/test_serve_speculative_config.py"], "serve",
                     {"VLLM_PEAGLE_MODE": "auto"})
     if "bench" in steps:
         bench(s)

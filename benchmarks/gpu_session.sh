@@ -2,7 +2,7 @@
 # A whole GPU session's checks on a CUDA host that reaches no registry.
 # Before: the wheelhouse parts in $WH (../shared/gpu/README.md) and this package's
 # wheel plus pytest's in .gpu/pkg (see benchmarks/README.md for the staging calls).
-# usage: bash benchmarks/gpu_session.sh OUT [--only=proof,offline,serve,bench]
+# usage: bash benchmarks/gpu_session.sh OUT [--only=proof,overrides,config,offline,serve,bench]
 set -euo pipefail
 out=${1:?usage: gpu_session.sh OUT [--only=...]}
 shift

@@ -17,9 +17,11 @@ from vllm_peagle.tools.runner import DEFAULT_PROMPTS, run_isolated
 from vllm_peagle.tools.tiny import make_tiny
 
 # The CPU backend reserves this share of host memory for the KV cache.
-# float32: the tiny models' weights; in bf16 greedy near-ties flip between runs.
+# float32, the tiny models' weights: in bf16 greedy near-ties flip between runs.
+# VLLM_PEAGLE_TEST_DTYPE=auto lets a GPU run use its backends' own dtype.
+TEST_DTYPE = os.environ.get("VLLM_PEAGLE_TEST_DTYPE", "float32")
 CPU_LLM_KWARGS = {"gpu_memory_utilization": 0.3, "max_model_len": 4096, "max_num_seqs": 16,
-                  "dtype": "float32"}
+                  "dtype": TEST_DTYPE}
 # Mixed lengths, one batch: 10 prompts from 1 to 12 words.
 LOSSLESS_PROMPTS = DEFAULT_PROMPTS
 MAX_TOKENS = 32

@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.conftest import TEST_DTYPE
+
 pytestmark = pytest.mark.engine
 
 N_CONCURRENT = 64
@@ -38,9 +40,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def server_command(model: str, port: int) -> list[str]:
+def server_command(model: str, port: int, extra: tuple[str, ...] = ()) -> list[str]:
     args = ["--host", "127.0.0.1", "--port", str(port), "--gpu-memory-utilization", "0.3",
-            "--max-model-len", "2048", "--max-num-seqs", "32", "--dtype", "float32"]
+            "--max-model-len", "2048", "--max-num-seqs", "32", "--dtype", TEST_DTYPE, *extra]
     try:
         importlib.metadata.distribution("vllm")
         vllm_cli = shutil.which("vllm") or os.path.join(os.path.dirname(sys.executable), "vllm")
