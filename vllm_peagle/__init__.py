@@ -7,8 +7,9 @@ below where the installed vLLM lacks them (``auto``, the default), everywhere
 
 The package in three parts:
 - the patches, one module per upstream file at upstream's path
-  (``model_executor/models/registry.py``, ``transformers_utils/configs/speculators/
-  {algos,base}.py``): vllm-project/vllm#41826 for releases without it;
+  (``model_executor/models/{registry,qwen3_eagle3}.py``, ``transformers_utils/
+  config.py``, ``transformers_utils/configs/speculators/{algos,base}.py``):
+  what newer vLLM releases have, for releases without it;
 - ``preflight/``: checks beyond upstream, hooked into vLLM's loading;
 - ``tools/``: the ``vllm-peagle`` command (check, make-tiny, demo, bench) and
   what it runs on (runner, GSM8K through lm-eval, spec-decode stats).
@@ -20,22 +21,36 @@ Patch manifest:
       Why: the draft config of a PEagle checkpoint names ``PeagleLlamaForCausalLM``
            (or ``PEagleDraftModel``), which vLLM < 0.22 cannot resolve.
       How: ``ModelRegistry.register_model`` with lazy ``module:class`` strings,
-           to ``llama_eagle3.Eagle3LlamaForCausalLM`` (and
-           ``qwen3_eagle3.Eagle3Qwen3ForCausalLM`` where vLLM ships it).
-      Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0)
-      Future plan: remove when the oldest supported vLLM is 0.22.0.
+           to ``llama_eagle3.Eagle3LlamaForCausalLM``; the Qwen3 names
+           (``PeagleQwen3ForCausalLM``, ``Eagle3Qwen3ForCausalLM``) to vLLM's
+           ``qwen3_eagle3`` where it has one, else to this package's.
+      Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0), #43132 (Qwen3, 0.24.0)
+      Future plan: remove when the oldest supported vLLM is 0.24.0.
+
+** File: vllm_peagle/model_executor/models/qwen3_eagle3.py **
+   2. ``vllm.model_executor.models.qwen3_eagle3.Eagle3Qwen3ForCausalLM`` (a module
+      vLLM < 0.24 lacks)
+      Why: speculators >= 0.7 writes qwen3-arch PEagle drafts by default; vLLM
+           0.16-0.23 has only the Llama drafter, which fails on their
+           ``self_attn.q_norm``/``k_norm`` weights.
+      How: the release's own ``Eagle3LlamaForCausalLM`` with Qwen3's attention
+           (per-head q/k RMSNorm before rotary); a missing or extra layer weight
+           is a one-line ``ValueError``.
+      Related PR: vllm-project/vllm#43132 (native in vLLM 0.24.0)
+      Future plan: remove when the oldest supported vLLM is 0.24.0.
 
 ** File: vllm_peagle/transformers_utils/configs/speculators/algos.py **
-   2. ``vllm.transformers_utils.configs.speculators.algos.SUPPORTED_SPECULATORS_TYPES["peagle"]``
+   3. ``vllm.transformers_utils.configs.speculators.algos.SUPPORTED_SPECULATORS_TYPES["peagle"]``
       Why: vLLM < 0.22 has no ``peagle`` algorithm, so the draft's HF config never
            gets ``pard_token`` (the mask token the parallel-drafting proposer reads)
            nor PEagle's ``norm_before_residual=False`` default.
-      How: ``register_speculator("peagle")(update_peagle)``, upstream's pure function.
-      Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0)
-      Future plan: remove when the oldest supported vLLM is 0.22.0.
+      How: ``register_speculator("peagle")(update_peagle)``, upstream's pure function;
+           also over 0.22/0.23's native one, which names qwen3 drafts Llama (a probe).
+      Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0), #43132 (qwen3, 0.24.0)
+      Future plan: remove when the oldest supported vLLM is 0.24.0.
 
 ** File: vllm_peagle/transformers_utils/configs/speculators/base.py **
-   3. ``vllm.transformers_utils.configs.speculators.base.SpeculatorsConfig.build_vllm_speculative_config``
+   4. ``vllm.transformers_utils.configs.speculators.base.SpeculatorsConfig.build_vllm_speculative_config``
       Why: vLLM < 0.22 builds ``method="peagle"``, which ``SpeculativeConfig``
            rejects; PEagle runs as ``eagle3`` with ``parallel_drafting=True``.
       How: wrap vLLM's own builder; apply upstream's two-line mapping to its result.
@@ -43,7 +58,7 @@ Patch manifest:
       Future plan: remove when the oldest supported vLLM is 0.22.0.
 
 ** File: vllm_peagle/transformers_utils/config.py **
-   4. ``vllm.transformers_utils.config.maybe_override_with_speculators`` (and its
+   5. ``vllm.transformers_utils.config.maybe_override_with_speculators`` (and its
       binding in ``vllm.engine.arg_utils``)
       Why: before vLLM 0.29.0 a user's ``speculative_config`` given with a
            speculators checkpoint is dropped without a word (no K override).
@@ -53,7 +68,7 @@ Patch manifest:
       Future plan: remove when the oldest supported vLLM is 0.29.0.
 
 ** File: vllm_peagle/preflight/ ** (beyond upstream)
-   5. ``vllm.transformers_utils.config.maybe_override_with_speculators`` (and its
+   6. ``vllm.transformers_utils.config.maybe_override_with_speculators`` (and its
       binding in ``vllm.engine.arg_utils``), ``SpeculatorsConfig.from_pretrained``
       Why: vLLM reads PEagle checkpoints with few checks: a malformed one, or one
            the installed release cannot run, fails late (``KeyError``, a shape

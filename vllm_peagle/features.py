@@ -42,6 +42,39 @@ def has_parallel_drafting() -> bool:
     return hasattr(SpeculativeConfig, "parallel_drafting")
 
 
+# Draft-config options of the Llama Eagle3 drafter, and the first release whose
+# llama_eagle3.py reads each (read in the released wheels).
+EAGLE3_DRAFTER_OPTIONS = {"norm_before_fc": "0.18.0", "fc_norm": "0.22.0",
+                          "norm_output": "0.22.0"}
+
+
+@functools.cache
+def eagle3_drafter_options() -> frozenset[str]:
+    """The options of ``EAGLE3_DRAFTER_OPTIONS`` that the installed
+    ``llama_eagle3.py`` reads from the draft config (this package's Qwen3
+    drafter builds on it, so it reads the same).  Reads the file, imports nothing."""
+    spec = importlib.util.find_spec("vllm")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(root, "model_executor", "models", "llama_eagle3.py")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            return frozenset(o for o in EAGLE3_DRAFTER_OPTIONS if f'"{o}"' in text)
+    return frozenset()
+
+
+def eagle3_verifier_support(arch: str) -> bool | None:
+    """Whether the installed vLLM's model class for ``arch`` can hand Eagle3
+    drafts its aux hidden states (``SupportsEagle3``); None if vLLM does not
+    know the architecture (vLLM reports that itself)."""
+    from vllm import ModelRegistry
+    from vllm.model_executor.models.interfaces import supports_eagle3
+
+    # The registry's loader for one name (imports that model's module only).
+    cls = ModelRegistry._try_load_model_cls(arch)
+    return None if cls is None else bool(supports_eagle3(cls))
+
+
 def has_qwen3_eagle3() -> bool:
     """The Qwen3 Eagle3 drafter that ``PeagleQwen3ForCausalLM`` resolves to."""
     return vllm_module_exists("model_executor.models.qwen3_eagle3")

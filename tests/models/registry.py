@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class _HfExamplesInfo:
-    tiny: str | None
-    """The offline example: a ``vllm-peagle make-tiny`` draft (its kind);
-    None where make-tiny writes none yet."""
+    tiny: str
+    """The offline example: a ``vllm-peagle make-tiny`` draft (its name)."""
     resolves_to: str
     """The vLLM class the architecture name must resolve to."""
 
@@ -22,7 +21,8 @@ _SPECULATIVE_DECODING_EXAMPLE_MODELS = {
     "PeagleLlamaForCausalLM": _HfExamplesInfo(
         tiny="peagle",
         resolves_to="vllm.model_executor.models.llama_eagle3.Eagle3LlamaForCausalLM"),
+    # Loaded in force mode: this package's drafter, on every release.
     "PeagleQwen3ForCausalLM": _HfExamplesInfo(
-        tiny=None,
-        resolves_to="vllm.model_executor.models.qwen3_eagle3.Eagle3Qwen3ForCausalLM"),
+        tiny="qwen3-peagle",
+        resolves_to="vllm_peagle.model_executor.models.qwen3_eagle3.Eagle3Qwen3ForCausalLM"),
 }

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+from tests.engine_config import resolve_in_modes
 from vllm_peagle.preflight import speculative_config as sc
 from vllm_peagle.transformers_utils import config as config_patch
 
-HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def peagle(k: int = 3) -> dict:
@@ -159,19 +157,7 @@ def _cases(tiny: dict) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def resolved(tiny_models, tmp_path_factory) -> dict[str, list[dict]]:
-    out = {}
-    tmp = tmp_path_factory.mktemp("engine-config")
-    cases = tmp / "cases.json"
-    cases.write_text(json.dumps(_cases(tiny_models)))
-    for mode in ("auto", "force"):
-        proc = subprocess.run([sys.executable, os.path.join(HERE, "engine_config.py"),
-                               str(cases), str(tmp / f"{mode}.json")],
-                              env=dict(os.environ, VLLM_PEAGLE_MODE=mode),
-                              capture_output=True, text=True, timeout=600,
-                              cwd=os.path.dirname(HERE))
-        assert proc.returncode == 0, proc.stderr[-5000:]
-        out[mode] = json.loads((tmp / f"{mode}.json").read_text())
-    return out
+    return resolve_in_modes(_cases(tiny_models), tmp_path_factory.mktemp("engine-config"))
 
 
 MODES = ["auto", "force"]

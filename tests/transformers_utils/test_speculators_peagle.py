@@ -45,6 +45,9 @@ UPDATE_CASES = [
     ("norm_before_residual kept when the checkpoint says True",
      {"norm_before_residual": True}, {"norm_before_residual": True}),
     ("norm_before_fc explicit", {"norm_before_fc": True}, {"norm_before_fc": True}),
+    ("fc_norm and norm_output passed on (beyond upstream)",
+     {"fc_norm": True, "norm_output": True}, {"fc_norm": True, "norm_output": True}),
+    ("fc_norm and norm_output default False", {}, {"fc_norm": False, "norm_output": False}),
     ("target_hidden_size given", {"target_hidden_size": 5120}, {"target_hidden_size": 5120}),
     ("aux ids passed through", {"eagle_aux_hidden_state_layer_ids": [1, 23, 44]},
      {"eagle_aux_hidden_state_layer_ids": [1, 23, 44]}),
@@ -91,19 +94,73 @@ def test_update_peagle_leaves_absent_optional_fields_out():
 
 # --- release checks (pre-flight): what the installed vLLM lacks ---
 
-@pytest.mark.parametrize("has_qwen3_eagle3", [False, True])
-def test_qwen3_draft_needs_qwen3_eagle3_and_names_0_24(monkeypatch, has_qwen3_eagle3):
+def test_qwen3_draft_needs_no_native_qwen3_drafter(monkeypatch):
+    # This package registers its own Qwen3 drafter where vLLM has none.
     monkeypatch.setattr("vllm_peagle.features.has_parallel_drafting", lambda: True)
-    monkeypatch.setattr("vllm_peagle.features.has_qwen3_eagle3", lambda: has_qwen3_eagle3)
+    monkeypatch.setattr("vllm_peagle.features.has_qwen3_eagle3", lambda: False)
     qwen3 = peagle_config(transformer_layer_config={"model_type": "qwen3", "hidden_size": 64})
-    problems = release_problems(qwen3)
-    if has_qwen3_eagle3:
+    assert release_problems(qwen3) == []
+
+
+@pytest.mark.parametrize("supported,problem", [(True, False), (None, False), (False, True)])
+def test_verifier_without_eagle3_support(monkeypatch, supported, problem):
+    monkeypatch.setattr("vllm_peagle.features.has_parallel_drafting", lambda: True)
+    monkeypatch.setattr("vllm_peagle.features.eagle3_verifier_support", lambda arch: supported)
+    problems = release_problems(peagle_config(), {"architectures": ["OPTForCausalLM"]})
+    assert bool(problems) is problem
+    if problem:
+        assert problems[0].field == "speculators_config.verifier.name_or_path"
+        assert "OPTForCausalLM" in problems[0].message and "SupportsEagle3" in problems[0].message
+
+
+@pytest.mark.parametrize("option,release", [("norm_before_fc", "0.18.0"),
+                                             ("fc_norm", "0.22.0"), ("norm_output", "0.22.0")])
+@pytest.mark.parametrize("drafter_has_it", [True, False])
+def test_drafter_option_guard(monkeypatch, option, release, drafter_has_it):
+    monkeypatch.setattr("vllm_peagle.features.has_parallel_drafting", lambda: True)
+    others = {"norm_before_fc", "fc_norm", "norm_output"} - {option}
+    monkeypatch.setattr("vllm_peagle.features.eagle3_drafter_options",
+                        lambda: frozenset(others | ({option} if drafter_has_it else set())))
+    problems = release_problems(peagle_config(**{option: True}))
+    if drafter_has_it:
         assert problems == []
-        return
-    assert [p.field for p in problems] == ["transformer_layer_config.model_type"]
-    assert "vLLM >= 0.24.0" in problems[0].message
-    # A llama draft needs no qwen3 drafter.
-    assert release_problems(peagle_config()) == []
+    else:
+        assert [p.field for p in problems] == [option]
+        assert f"Fix: use vLLM >= {release}" in problems[0].message
+    # False needs nothing of the drafter.
+    assert release_problems(peagle_config(**{option: False})) == []
+
+
+def test_installed_drafter_options_are_read_from_vllm():
+    from vllm.model_executor.models import llama_eagle3
+    import inspect
+
+    from vllm_peagle import features
+
+    source = inspect.getsource(llama_eagle3)
+    for option in features.EAGLE3_DRAFTER_OPTIONS:
+        assert (option in features.eagle3_drafter_options()) is (f'"{option}"' in source)
+
+
+def test_passes_norm_flags_probe():
+    from vllm_peagle.transformers_utils.configs.speculators.algos import passes_norm_flags
+
+    def update_upstream(config_dict, pre_trained_config):  # drops them, as 0.22-0.33 do
+        pre_trained_config["architectures"] = ["PeagleLlamaForCausalLM"]
+
+    assert passes_norm_flags(update_peagle)
+    assert not passes_norm_flags(update_upstream)
+
+
+def test_routes_qwen3_probe():
+    from vllm_peagle.transformers_utils.configs.speculators.algos import routes_qwen3
+
+    def update_0_22(config_dict, pre_trained_config):  # names every draft Llama
+        pre_trained_config["architectures"] = ["PeagleLlamaForCausalLM"]
+        pre_trained_config["pard_token"] = config_dict["mask_token_id"]
+
+    assert routes_qwen3(update_peagle)
+    assert not routes_qwen3(update_0_22)
 
 
 def test_no_parallel_drafting_says_vllm_016(monkeypatch):

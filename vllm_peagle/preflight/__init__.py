@@ -75,7 +75,7 @@ def preflight_dir(path: str) -> dict[str, Any] | None:
     if key in _passed:
         return config
     report = check_checkpoint(path)
-    problems = report.problems or release_problems(report.config)
+    problems = report.problems or release_problems(report.config, report.verifier_config)
     if problems:
         raise PEagleCheckpointError(repr(path), problems)
     _passed.add(key)

@@ -133,7 +133,7 @@ def config_problems(config_dict: dict[str, Any]) -> list[Problem]:
         if value is not None and (not _is_int(value) or value <= 0):
             add(key, f"is {_show(value)}; it must be a positive integer or absent")
 
-    for key in ("norm_before_residual", "norm_before_fc"):
+    for key in ("norm_before_residual", "norm_before_fc", "fc_norm", "norm_output"):
         value = config_dict.get(key)
         if value is not None and not isinstance(value, bool):
             add(key, f"is {_show(value)}; it must be true or false")
@@ -314,12 +314,37 @@ def weights_problems(draft_dir: str, config_dict: dict[str, Any],
     if embed is not None and _is_int(vocab) and embed[0] != vocab:
         add("embed_tokens.weight", f"has {embed[0]} rows but the verifier's vocab_size is "
             f"{vocab}; the draft embeds verifier token ids")
+    problems += _qk_norm_problems(layer, tensors)
     if _is_int(vocab) and _is_int(draft_vocab) and draft_vocab < vocab:
         missing = [t for t in ("d2t", "t2d") if t not in tensors]
         if missing:
             add("draft_vocab_size", f"is {draft_vocab} < the verifier's {vocab} but the "
                 f"weights lack {missing}, the draft-to-target vocabulary maps. Fix: export them")
     return problems
+
+
+def _qk_norm_problems(layer: dict[str, Any], tensors: dict[str, list[int]]) -> list[Problem]:
+    """A qwen3-arch draft carries per-head q_norm/k_norm in every layer; a
+    llama-arch one has none (the Llama drafter has nowhere to put them)."""
+    model_type = layer.get("model_type", "llama")
+    n_layers = layer.get("num_hidden_layers") if _is_int(layer.get("num_hidden_layers")) else 1
+    names = [f"layers.{i}.self_attn.{norm}.weight"
+             for i in range(n_layers) for norm in ("q_norm", "k_norm")]
+    names_0 = {n.replace("layers.0.", "midlayer.") for n in names}
+    present = [n for n in tensors if n in names or n in names_0]
+    if model_type == "qwen3" and len(present) < len(names):
+        missing = [n for n in names if n not in tensors and
+                   n.replace("layers.0.", "midlayer.") not in tensors]
+        return [Problem("transformer_layer_config.model_type",
+                        f"is 'qwen3' but the weights lack {missing}, which Qwen3 layers "
+                        "have. Fix: export the draft again, or set model_type to the "
+                        "layers it was trained with (llama)")]
+    if model_type == "llama" and present:
+        return [Problem("transformer_layer_config.model_type",
+                        f"is 'llama' but the weights carry {sorted(present)}, Qwen3 "
+                        "layers' q/k norms. Fix: set \"model_type\": \"qwen3\" in "
+                        "transformer_layer_config")]
+    return []
 
 
 def _numel(shape: list[int]) -> int:
@@ -400,11 +425,13 @@ def check_checkpoint(draft_dir: str, verifier_dir: str | None = None) -> CheckRe
     return CheckReport(draft_dir, config, verifier_dir, verifier_config, problems, notes)
 
 
-def release_problems(config_dict: dict[str, Any]) -> list[Problem]:
+def release_problems(config_dict: dict[str, Any],
+                     verifier_config: dict[str, Any] | None = None) -> list[Problem]:
     """What the installed vLLM lacks to run this (well-formed) checkpoint.
 
-    Feature probes, never version strings; each problem names the release that
-    has the missing piece."""
+    Feature probes, never version strings; each problem names what is missing
+    and where to get it.  A Qwen3 draft needs nothing more: where vLLM has no
+    Qwen3 drafter (before 0.24.0), this package registers its own."""
     from vllm_peagle import features
 
     problems: list[Problem] = []
@@ -414,11 +441,19 @@ def release_problems(config_dict: dict[str, Any]) -> list[Problem]:
             "is 'peagle', but the installed vLLM has no parallel drafting "
             "(SpeculativeConfig.parallel_drafting). Fix: PEagle needs vLLM >= 0.16; "
             "upgrade vLLM"))
-    model_type = config_dict["transformer_layer_config"].get("model_type", "llama")
-    if model_type == "qwen3" and not features.has_qwen3_eagle3():
-        problems.append(Problem(
-            "transformer_layer_config.model_type",
-            "is 'qwen3', but the installed vLLM has no Qwen3 Eagle3 drafter "
-            "(vllm/model_executor/models/qwen3_eagle3.py) for PeagleQwen3ForCausalLM "
-            "to resolve to. Fix: use vLLM >= 0.24.0 for Qwen3 PEagle drafts"))
+    options = features.eagle3_drafter_options()
+    for option, release in features.EAGLE3_DRAFTER_OPTIONS.items():
+        if config_dict.get(option) is True and option not in options:
+            problems.append(Problem(
+                option, f"is true, but the installed vLLM's Eagle3 drafter (llama_eagle3.py) "
+                f"has no {option} option: the draft would run without it, its greedy "
+                f"output still right but its acceptance lower. Fix: use vLLM >= {release}"))
+    for arch in (verifier_config or {}).get("architectures") or []:
+        supported = features.eagle3_verifier_support(arch)
+        if supported is False:
+            problems.append(Problem(
+                "speculators_config.verifier.name_or_path",
+                f"is a {arch}, which the installed vLLM cannot tap for Eagle3 aux hidden "
+                f"states ({arch} does not implement SupportsEagle3 here). Fix: use a vLLM "
+                f"release whose {arch} supports Eagle3, or a verifier architecture that does"))
     return problems

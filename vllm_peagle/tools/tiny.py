@@ -6,7 +6,10 @@ Writes, with no network:
 - ``peagle/``: a PEagle draft in the speculators format (config.json as
   speculators writes it, weights under speculators' tensor names incl.
   ``mask_hidden``), verifier pointing at ``target/``;
-- ``eagle3/``: the same draft as a speculators Eagle3 checkpoint.
+- ``eagle3/``: the same draft as a speculators Eagle3 checkpoint;
+- ``qwen3-target/`` and ``qwen3-peagle/``: the same pair with Qwen3 layers
+  (per-head ``q_norm``/``k_norm``), the draft a qwen3-arch PEagle checkpoint as
+  speculators >= 0.7 writes by default.
 
 The weights (float32) are random but shaped so drafting is not hopeless: the target's
 decoder layers are small next to its embeddings, so it acts roughly like a
@@ -99,6 +102,23 @@ def _llama_config(shape: TinyShape, vocab: int, bos: int, eos: int) -> dict:
         # "auto" dtype still downcasts float32 to bf16/fp16 on a GPU.
         "torch_dtype": "float32",
     }
+
+
+def _qwen3_config(shape: TinyShape, vocab: int, bos: int, eos: int) -> dict:
+    """The Qwen3 variant: q/k RMSNorm per head, its own rope base."""
+    cfg = _llama_config(shape, vocab, bos, eos)
+    cfg.update(architectures=["Qwen3ForCausalLM"], model_type="qwen3", rms_norm_eps=1e-6,
+               rope_theta=1000000.0, attention_bias=False)
+    return cfg
+
+
+def _qk_norm_tensors(prefix: str, head_dim: int, gen) -> dict:
+    """Qwen3's per-head q_norm/k_norm weights, away from 1 so that a drafter
+    that skipped them would draft differently."""
+    import torch
+
+    return {f"{prefix}.self_attn.{n}.weight": 1 + 0.5 * torch.randn(head_dim, generator=gen)
+            for n in ("q_norm", "k_norm")}
 
 
 def _layer_tensors(prefix: str, h: int, inter: int, n_heads: int, n_kv: int,
@@ -199,17 +219,35 @@ def _write_all(tmp: str, final: str, seed: int, shape: TinyShape, torch, save_fi
     tok = build_tokenizer(shape.vocab_size)
     vocab = tok.get_vocab_size()
     bos, eos, mask = (tok.token_to_id(t) for t in ("<s>", "</s>", MASK_TOKEN))
+    paths = {}
+    # The Llama pair first, so its weights do not depend on the Qwen3 pair's.
+    for arch, prefix, kinds in (("llama", "", ("peagle", "eagle3")),
+                                ("qwen3", "qwen3-", ("peagle",))):
+        paths.update(_write_pair(tmp, final, prefix, arch, kinds, shape, tok,
+                                 (vocab, bos, eos, mask), gen, torch, save_file))
+    with open(os.path.join(tmp, "tiny.json"), "w") as f:
+        json.dump(_stamp(seed, shape) | {"mask_token_id": mask}, f, indent=2)
+    return paths
+
+
+def _write_pair(tmp: str, final: str, prefix: str, arch: str, kinds: tuple[str, ...],
+                shape: TinyShape, tok, ids: tuple[int, int, int, int], gen, torch,
+                save_file) -> dict:
+    """``{prefix}target`` and a ``{prefix}{kind}`` draft for each kind."""
+    vocab, bos, eos, mask = ids
     h, n_layers = shape.hidden_size, shape.num_hidden_layers
+    head_dim = h // shape.num_attention_heads
+    config_of = {"llama": _llama_config, "qwen3": _qwen3_config}[arch]
 
     # --- target ---
-    target = os.path.join(tmp, "target")
+    target = os.path.join(tmp, f"{prefix}target")
     os.makedirs(target)
     tok.save(os.path.join(target, "tokenizer.json"))
     with open(os.path.join(target, "tokenizer_config.json"), "w") as f:
         json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>",
                    "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": False,
                    "model_max_length": shape.max_position_embeddings}, f, indent=2)
-    cfg = _llama_config(shape, vocab, bos, eos)
+    cfg = config_of(shape, vocab, bos, eos)
     with open(os.path.join(target, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
     with open(os.path.join(target, "generation_config.json"), "w") as f:
@@ -222,11 +260,13 @@ def _write_all(tmp: str, final: str, seed: int, shape: TinyShape, torch, save_fi
         weights.update(_layer_tensors(f"model.layers.{i}", h, shape.intermediate_size,
                                       shape.num_attention_heads, shape.num_key_value_heads,
                                       h, gen, scale=0.02))
+        if arch == "qwen3":
+            weights.update(_qk_norm_tensors(f"model.layers.{i}", head_dim, gen))
     save_file(weights, os.path.join(target, "model.safetensors"), metadata={"format": "pt"})
 
     # --- drafts: one decoder layer whose qkv sees [embeds, hidden] (2h) ---
-    layer_cfg = dict(_llama_config(shape, vocab, bos, eos), num_hidden_layers=1)
-    layer_cfg.pop("architectures")
+    layer_cfg = dict(config_of(shape, vocab, bos, eos), num_hidden_layers=1)
+    verifier_arch = layer_cfg.pop("architectures")
     n_aux = 3
     draft = {
         "embed_tokens.weight": embed.clone(),
@@ -239,29 +279,38 @@ def _write_all(tmp: str, final: str, seed: int, shape: TinyShape, torch, save_fi
         **_layer_tensors("layers.0", h, shape.intermediate_size, shape.num_attention_heads,
                          shape.num_key_value_heads, 2 * h, gen, scale=0.02),
     }
-    final_target = os.path.join(final, "target")
-    paths = {"target": final_target}
-    for kind in ("peagle", "eagle3"):
-        d = os.path.join(tmp, kind)
+    if arch == "qwen3":
+        draft.update(_qk_norm_tensors("layers.0", head_dim, gen))
+        # Give the draft's attention a say next to the residual stream, so that
+        # how it scores (q/k norms) shows in what the draft proposes.
+        for proj in ("v_proj", "o_proj"):
+            draft[f"layers.0.self_attn.{proj}.weight"] *= 5
+    final_target = os.path.join(final, f"{prefix}target")
+    paths = {f"{prefix}target": final_target}
+    for kind in kinds:
+        d = os.path.join(tmp, f"{prefix}{kind}")
         os.makedirs(d)
         tensors = dict(draft)
         extra = {}
         if kind == "peagle":
             tensors["mask_hidden"] = torch.randn(n_aux * h, generator=gen)
             extra["mask_token_id"] = mask
+        config = speculators_config(kind, layer_cfg, final_target, shape.speculative_tokens,
+                                    extra)
+        config["speculators_config"]["verifier"]["architectures"] = verifier_arch
         with open(os.path.join(d, "config.json"), "w") as f:
-            json.dump(speculators_config(kind, layer_cfg, final_target,
-                                         shape.speculative_tokens, extra), f, indent=2)
+            json.dump(config, f, indent=2)
         save_file({k: v.contiguous() for k, v in tensors.items()},
                   os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
-        paths[kind] = os.path.join(final, kind)
-    with open(os.path.join(tmp, "tiny.json"), "w") as f:
-        json.dump(_stamp(seed, shape) | {"mask_token_id": mask}, f, indent=2)
+        paths[f"{prefix}{kind}"] = os.path.join(final, f"{prefix}{kind}")
     return paths
 
 
+# What make_tiny writes, by name.
+TINY_MODELS = ("target", "peagle", "eagle3", "qwen3-target", "qwen3-peagle")
+
 # Bump when the files make_tiny writes change, so cached builds are redone.
-TINY_FORMAT = 3
+TINY_FORMAT = 4
 
 
 def _stamp(seed: int, shape: TinyShape) -> dict:
@@ -295,5 +344,5 @@ def ensure_tiny(out_dir: str | None = None, seed: int = 0) -> dict[str, str]:
     except (OSError, ValueError):
         stamp = {}
     if all(stamp.get(k) == v for k, v in _stamp(seed, TinyShape()).items()):
-        return {n: os.path.join(out_dir, n) for n in ("target", "peagle", "eagle3")}
+        return {n: os.path.join(out_dir, n) for n in TINY_MODELS}
     return make_tiny(out_dir, seed=seed)

@@ -2,35 +2,67 @@
 
 Adds the PEagle draft architectures to ``_SPECULATIVE_DECODING_MODELS``: a
 PEagle draft is an Eagle3 draft run with parallel drafting, so its names
-resolve to the Eagle3 implementations.  Upstream has these entries natively
-from vLLM 0.22.0 (vllm-project/vllm#41826).
+resolve to the Eagle3 implementations.  Upstream has the names natively from
+vLLM 0.22.0 (vllm-project/vllm#41826), and a Qwen3 drafter
+(``qwen3_eagle3.Eagle3Qwen3ForCausalLM``) from 0.24.0 (vllm-project/vllm#43132);
+0.22 and 0.23 send ``PeagleQwen3ForCausalLM`` to the Llama drafter.
 
-``PeagleQwen3ForCausalLM`` is only added where the installed vLLM ships
-``qwen3_eagle3``; elsewhere pre-flight stops a Qwen3 draft with an error that
-names the release that has it.
+Where the installed vLLM has no Qwen3 drafter, or points the Qwen3 names at
+another, ``PeagleQwen3ForCausalLM`` and ``Eagle3Qwen3ForCausalLM`` go to this
+package's (``vllm_peagle/model_executor/models/qwen3_eagle3.py``); ``force``
+uses this package's everywhere, to test it against vLLM's own.
 """
 
 from __future__ import annotations
 
-from vllm_peagle import features
-
 UPSTREAM_SYMBOL = "vllm.model_executor.models.registry._SPECULATIVE_DECODING_MODELS"
 
-# architecture name -> (module under vllm.model_executor.models, class)
+LLAMA_DRAFTER = "vllm.model_executor.models.llama_eagle3:Eagle3LlamaForCausalLM"
+NATIVE_QWEN3_DRAFTER = "vllm.model_executor.models.qwen3_eagle3:Eagle3Qwen3ForCausalLM"
+QWEN3_DRAFTER = "vllm_peagle.model_executor.models.qwen3_eagle3:Eagle3Qwen3ForCausalLM"
+
+# architecture name -> drafter kind
 _PEAGLE_MODELS = {
-    "PEagleDraftModel": ("llama_eagle3", "Eagle3LlamaForCausalLM"),
-    "PeagleLlamaForCausalLM": ("llama_eagle3", "Eagle3LlamaForCausalLM"),
-    "PeagleQwen3ForCausalLM": ("qwen3_eagle3", "Eagle3Qwen3ForCausalLM"),
+    "PEagleDraftModel": "llama",
+    "PeagleLlamaForCausalLM": "llama",
+    "PeagleQwen3ForCausalLM": "qwen3",
+    "Eagle3Qwen3ForCausalLM": "qwen3",
 }
 
 
-def peagle_models() -> dict[str, tuple[str, str]]:
-    """The entries the installed vLLM can serve."""
-    return {
-        arch: (module, cls)
-        for arch, (module, cls) in _PEAGLE_MODELS.items()
-        if features.vllm_module_exists(f"model_executor.models.{module}")
-    }
+def _target(entry) -> str | None:
+    """``module:class`` of a registry entry (lazy or loaded), if it says."""
+    module = getattr(entry, "module_name", None)
+    cls = getattr(entry, "class_name", None)
+    if module and cls:
+        return f"{module}:{cls}"
+    model_cls = getattr(entry, "model_cls", None) or getattr(entry, "interfaces", None)
+    if isinstance(model_cls, type):
+        return f"{model_cls.__module__}:{model_cls.__qualname__}"
+    return None
+
+
+def wanted(force: bool) -> dict[str, str]:
+    """architecture name -> the ``module:class`` it must resolve to here."""
+    from vllm import ModelRegistry
+
+    from vllm_peagle import features
+
+    native_qwen3 = not force and features.has_qwen3_eagle3()
+    result = {}
+    for arch, kind in _PEAGLE_MODELS.items():
+        if kind == "llama":
+            result[arch] = LLAMA_DRAFTER
+        elif native_qwen3 and _target(ModelRegistry.models.get(arch)) == NATIVE_QWEN3_DRAFTER:
+            result[arch] = NATIVE_QWEN3_DRAFTER
+        else:
+            result[arch] = QWEN3_DRAFTER
+    return result
+
+
+def peagle_models() -> list[str]:
+    """The PEagle architecture names (the draft configs' ``architectures``)."""
+    return [arch for arch in _PEAGLE_MODELS if arch.lower().startswith("peagle")]
 
 
 # arch -> the registry entry this plugin made, to tell it from vLLM's own.
@@ -45,20 +77,20 @@ def is_ours(arch: str) -> bool:
 
 
 def apply(force: bool) -> str:
-    """Register the PEagle names with ``ModelRegistry`` (lazily: no model import).
+    """Register the names that do not already resolve where they must (lazily:
+    ``module:class`` strings, no model import).
 
-    Returns "installed", or "native" when vLLM has them all and ``force`` is off."""
+    Returns "installed", or "native" when vLLM has them all right and ``force`` is off."""
     from vllm import ModelRegistry
 
-    models = peagle_models()
     registered = ModelRegistry.models
     todo = {
-        arch: spec for arch, spec in models.items()
-        if not is_ours(arch) and (force or arch not in registered)
+        arch: target for arch, target in wanted(force).items()
+        if not is_ours(arch) and (force or _target(registered.get(arch)) != target)
     }
-    if not todo and not any(is_ours(arch) for arch in models):
+    if not todo and not any(is_ours(arch) for arch in _PEAGLE_MODELS):
         return "native"
-    for arch, (module, cls) in todo.items():
-        ModelRegistry.register_model(arch, f"vllm.model_executor.models.{module}:{cls}")
+    for arch, target in todo.items():
+        ModelRegistry.register_model(arch, target)
         _OURS[arch] = registered[arch]
     return "installed"

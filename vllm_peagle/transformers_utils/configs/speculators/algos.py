@@ -7,6 +7,15 @@ parallel-drafting proposer reads the mask token from.  Upstream vLLM has it
 natively from 0.22.0 (vllm-project/vllm#41826); this is the same function,
 registered the same way (``register_speculator("peagle")``).
 
+vLLM 0.22 and 0.23 have a native ``update_peagle`` that names every draft
+``PeagleLlamaForCausalLM``; ``auto`` replaces it where a probe finds that a
+qwen3-arch draft does not get ``PeagleQwen3ForCausalLM`` (upstream's choice by
+``model_type`` arrived in 0.24.0, vllm-project/vllm#43132).
+
+Beyond upstream: ``fc_norm`` and ``norm_output`` are passed on, as upstream's
+``update_eagle3`` does and its ``update_peagle`` (through 0.33) does not; ``auto``
+installs this fix over a native function that drops them (a probe asks it).
+
 Like upstream's, ``update_peagle`` is a pure function of its two dicts: it
 assumes a well-formed checkpoint.  Malformed ones and releases that cannot run
 them are stopped earlier, by ``vllm_peagle.preflight`` (beyond upstream).
@@ -31,6 +40,8 @@ def update_peagle(config_dict: dict, pre_trained_config: dict) -> None:
     - norm_before_residual: Whether to apply norm before residual connection,
       default False as speculators trains PEagle (update_eagle3 defaults to True)
     - norm_before_fc: Whether to apply RMSNorm before the fc projection
+    - fc_norm, norm_output: passed on as update_eagle3 does (upstream's
+      update_peagle drops them; a fix beyond upstream)
     - mask_token_id (required): Token ID used for parallel drafting mask
       placeholders, mapped to pard_token for the proposer
     - eagle_aux_hidden_state_layer_ids: Layer indices from the target model
@@ -42,6 +53,10 @@ def update_peagle(config_dict: dict, pre_trained_config: dict) -> None:
         pre_trained_config["target_hidden_size"] = config_dict["target_hidden_size"]
     pre_trained_config["norm_before_residual"] = config_dict.get("norm_before_residual", False)
     pre_trained_config["norm_before_fc"] = config_dict.get("norm_before_fc", False)
+    # Beyond upstream (through 0.33 its update_peagle drops these two, which its
+    # update_eagle3 passes on): a draft trained with them would run without.
+    pre_trained_config["fc_norm"] = config_dict.get("fc_norm", False)
+    pre_trained_config["norm_output"] = config_dict.get("norm_output", False)
     model_type = pre_trained_config.get("model_type", "llama")
     if model_type not in PEAGLE_ARCHITECTURES:
         raise ValueError(f"Unsupported model_type {model_type} for PEagle speculator")
@@ -53,16 +68,42 @@ def update_peagle(config_dict: dict, pre_trained_config: dict) -> None:
         ]
 
 
+def routes_qwen3(update) -> bool:
+    """Whether an ``update_peagle`` gives a qwen3-arch draft the Qwen3 name
+    (0.22 and 0.23's name every PEagle draft as Llama)."""
+    config = {"mask_token_id": 0, "speculators_config": {}}
+    layer = {"model_type": "qwen3"}
+    try:
+        update(config_dict=config, pre_trained_config=layer)
+    except Exception:  # noqa: BLE001 - a release's function that cannot take it
+        return False
+    return layer.get("architectures") == [PEAGLE_ARCHITECTURES["qwen3"]]
+
+
+def passes_norm_flags(update) -> bool:
+    """Whether an ``update_peagle`` passes ``fc_norm`` and ``norm_output`` on."""
+    config = {"mask_token_id": 0, "speculators_config": {}, "fc_norm": True,
+              "norm_output": True}
+    layer = {"model_type": "llama"}
+    try:
+        update(config_dict=config, pre_trained_config=layer)
+    except Exception:  # noqa: BLE001 - a release's function that cannot take it
+        return False
+    return layer.get("fc_norm") is True and layer.get("norm_output") is True
+
+
 def apply(force: bool) -> str:
     """Register ``update_peagle`` as vLLM's ``peagle`` algorithm.
 
-    Returns "installed", or "native" when vLLM has one and ``force`` is off."""
+    Returns "installed", or "native" when vLLM has one that routes qwen3 drafts
+    and passes the norm flags on, and ``force`` is off."""
     from vllm.transformers_utils.configs.speculators import algos
 
     current = algos.SUPPORTED_SPECULATORS_TYPES.get("peagle")
     if current is update_peagle:
         return "installed"
-    if current is not None and not force:
+    if (current is not None and not force and routes_qwen3(current)
+            and passes_norm_flags(current)):
         return "native"
     # register_speculator writes into SUPPORTED_SPECULATORS_TYPES, the dict
     # base.py imported by name, so one registration reaches both.
