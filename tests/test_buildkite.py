@@ -30,6 +30,13 @@ def test_pipeline_validates_against_buildkite_schema():
     jsonschema.validate(pipeline, schema)
     steps = {s["key"]: s for s in pipeline["steps"]}
     assert steps["cpu-make-test"]["command"] == "make test"
+    assert steps["cpu-release-matrix"]["command"] == "make test-matrix"
+    # The load-bearing GPU step runs the pre-PEagle release with the plugin in auto,
+    # the hub-tier step the newest vLLM in force (this package's code, not vLLM's).
+    pre = steps["h100-vllm-0-21-auto"]
+    assert any('"vllm==0.21.0"' in c for c in pre["commands"])
+    assert pre["env"]["VLLM_PEAGLE_MODE"] == "auto"
+    assert steps["h100-speculators-correctness"]["env"]["VLLM_PEAGLE_MODE"] == "force"
     gpu = steps["h100-speculators-correctness"]
     assert gpu["timeout_in_minutes"] == 30
     assert gpu["agents"]["queue"]

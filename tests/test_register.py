@@ -41,12 +41,22 @@ def bad_dirs(tiny_models, tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def states(tiny_models, bad_dirs, tmp_path_factory) -> dict[str, dict]:
     out = tmp_path_factory.mktemp("state")
-    return {
+    states = {
         "auto": _plugin_state("auto", tiny_models["peagle"], str(out / "auto.json")),
         "force": _plugin_state("force", tiny_models["peagle"], str(out / "force.json"),
                                list(bad_dirs.values())),
         "off": _plugin_state("off", tiny_models["peagle"], str(out / "off.json")),
     }
+    summary_dir = os.environ.get("MATRIX_SUMMARY_DIR")
+    if summary_dir:  # the release matrix's row for this release (.ci/matrix_table.py)
+        os.makedirs(summary_dir, exist_ok=True)
+        auto, off = states["auto"], states["off"]
+        with open(os.path.join(summary_dir, f"{auto['vllm_version']}.json"), "w") as f:
+            json.dump({"vllm": auto["vllm_version"], "auto": auto["register_1"],
+                       "features": auto["features"],
+                       "off_error": (off["engine_config_error"] or "")[:200]
+                       if off["engine_config"] is None else None}, f, indent=1)
+    return states
 
 
 pytestmark = pytest.mark.engine
@@ -125,8 +135,12 @@ def test_auto_installs_only_what_is_missing(states):
         assert auto["register_1"]["speculators_algo"] == ("installed" if drops else "native")
         assert (auto["peagle_algo"] == OUR_ALGO) is drops
         assert auto["register_1"]["speculative_config_mapping"] == "native"
-        assert auto["register_1"]["registry"] == "native"
-        assert after["registry"] == before["registry"]
+        # The registry stays vLLM's where both Qwen3 names already go to its own
+        # Qwen3 drafter (0.24+); 0.22/0.23 send them to the Llama drafter.
+        native_qwen3 = all("qwen3_eagle3" in before["registry"][arch]
+                           for arch in ("PeagleQwen3ForCausalLM", "Eagle3Qwen3ForCausalLM"))
+        assert auto["register_1"]["registry"] == ("native" if native_qwen3 else "installed")
+        assert (after["registry"] == before["registry"]) is native_qwen3
         assert after["speculators_config"]["build_vllm_speculative_config"] == \
             before["speculators_config"]["build_vllm_speculative_config"]
     else:

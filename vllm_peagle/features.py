@@ -49,18 +49,36 @@ EAGLE3_DRAFTER_OPTIONS = {"norm_before_fc": "0.18.0", "fc_norm": "0.22.0",
 
 
 @functools.cache
+def vllm_source(relpath: str) -> str:
+    """The text of ``vllm/<relpath>`` in the installed vLLM ('' if absent);
+    reads the file, imports nothing."""
+    spec = importlib.util.find_spec("vllm")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(root, relpath)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+    return ""
+
+
 def eagle3_drafter_options() -> frozenset[str]:
     """The options of ``EAGLE3_DRAFTER_OPTIONS`` that the installed
     ``llama_eagle3.py`` reads from the draft config (this package's Qwen3
-    drafter builds on it, so it reads the same).  Reads the file, imports nothing."""
-    spec = importlib.util.find_spec("vllm")
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        path = os.path.join(root, "model_executor", "models", "llama_eagle3.py")
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-            return frozenset(o for o in EAGLE3_DRAFTER_OPTIONS if f'"{o}"' in text)
-    return frozenset()
+    drafter builds on it, so it reads the same)."""
+    text = vllm_source("model_executor/models/llama_eagle3.py")
+    return frozenset(o for o in EAGLE3_DRAFTER_OPTIONS if f'"{o}"' in text)
+
+
+def drafter_sizes_aux_inputs() -> bool:
+    """vLLM >= 0.22: the Eagle3 drafter sizes ``mask_hidden`` (and ``fc``) from
+    the aux count and ``target_hidden_size``; 0.16-0.21 use 3 * hidden_size."""
+    return "self.model.fc_input_size" in vllm_source("model_executor/models/llama_eagle3.py")
+
+
+def v2_runner_excludes_parallel_drafting() -> bool:
+    """vLLM >= 0.22 keeps parallel drafting off its V2 model runner, where
+    PEagle's acceptance collapsed (vllm-project/vllm#43010)."""
+    return "EagleSpeculator does not support parallel_drafting" in vllm_source("config/vllm.py")
 
 
 def eagle3_verifier_support(arch: str) -> bool | None:

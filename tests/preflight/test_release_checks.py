@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from tests.engine_config import resolve_in_modes
-from tests.malformed import _edit_config
+from tests.malformed import _edit_config, _rewrite_weights
 
 pytestmark = pytest.mark.engine
 
@@ -30,8 +30,23 @@ def results(tiny_models, tmp_path_factory) -> dict[str, list[dict]]:
     norms = str(tmp / "norms")
     shutil.copytree(tiny_models["peagle"], norms)
     _edit_config(norms, lambda c: c.update(fc_norm=True, norm_output=True))
-    return resolve_in_modes([{"model": draft}, {"model": tiny_models["peagle"]},
-                             {"model": norms}], tmp)
+    # Two aux hidden states, weights to match: valid, but 0.16-0.21's drafter holds 3.
+    aux2 = str(tmp / "aux2")
+    shutil.copytree(tiny_models["peagle"], aux2)
+    _edit_config(aux2, lambda c: (c["transformer_layer_config"].update(num_aux_hidden_states=2),
+                                  c.update(eagle_aux_hidden_state_layer_ids=[2, 5])))
+    _rewrite_weights(aux2, _two_aux)
+    results = resolve_in_modes([{"model": draft}, {"model": tiny_models["peagle"]},
+                                {"model": norms}, {"model": aux2}], tmp)
+    results["v2"] = resolve_in_modes([{"model": tiny_models["peagle"]}], tmp, modes=("auto",),
+                                     env={"VLLM_USE_V2_MODEL_RUNNER": "1"})["auto"]
+    return results
+
+
+def _two_aux(t: dict) -> None:
+    h = t["fc.weight"].shape[0]
+    t["fc.weight"] = t["fc.weight"][:, : 2 * h].contiguous()
+    t["mask_hidden"] = t["mask_hidden"][: 2 * h].contiguous()
 
 
 @pytest.mark.parametrize("mode", ["auto", "force"])
@@ -40,7 +55,7 @@ def test_verifier_without_eagle3_support(results, mode):
 
     if features.eagle3_verifier_support("OPTForCausalLM") is not False:
         pytest.skip("OPTForCausalLM supports Eagle3 in this vLLM: no architecture to test with")
-    bad, good, _ = results[mode]
+    bad, good = results[mode][:2]
     assert "ValueError" in bad["error"]["mro"], bad
     lines = [line for line in bad["error"]["message"].splitlines() if line.startswith("  - ")]
     assert len(lines) == 1
@@ -64,3 +79,32 @@ def test_fc_norm_and_norm_output(results, mode):
     lines = [line for line in got["error"]["message"].splitlines() if line.startswith("  - ")]
     assert [line.split(":")[0] for line in lines] == [f"  - {o}" for o in missing]
     assert all("Fix: use vLLM >= 0.22.0" in line for line in lines)
+
+
+@pytest.mark.parametrize("mode", ["auto", "force"])
+def test_aux_count_the_drafter_cannot_hold(results, mode):
+    from vllm_peagle import features
+
+    got = results[mode][3]
+    if features.drafter_sizes_aux_inputs():
+        spec = got["speculative_config"]
+        assert spec is not None and spec["parallel_drafting"] is True, got
+        assert got["draft_hf_config"]["num_aux_hidden_states"] == 2
+        return
+    lines = [line for line in got["error"]["message"].splitlines() if line.startswith("  - ")]
+    assert lines == [line for line in lines
+                     if line.startswith("  - transformer_layer_config.num_aux_hidden_states: is 2")]
+    assert len(lines) == 1 and "Fix: use vLLM >= 0.22.0" in lines[0]
+
+
+def test_v2_model_runner_with_parallel_drafting(results):
+    """Pre-flight refuses it where the release would run parallel drafting on
+    its V2 model runner (0.16-0.21)."""
+    from vllm_peagle import features
+
+    if features.v2_runner_excludes_parallel_drafting():
+        pytest.skip("this vLLM keeps parallel drafting off its V2 model runner itself "
+                    "(0.22+): nothing for pre-flight to guard")
+    got = results["v2"][0]
+    assert "error" in got, got
+    assert "  - VLLM_USE_V2_MODEL_RUNNER: is '1'" in got["error"]["message"]

@@ -131,6 +131,36 @@ def test_drafter_option_guard(monkeypatch, option, release, drafter_has_it):
     assert release_problems(peagle_config(**{option: False})) == []
 
 
+@pytest.mark.parametrize("sizes_aux", [True, False])
+@pytest.mark.parametrize("fields,field", [
+    ({"transformer_layer_config": {"model_type": "llama", "hidden_size": 64,
+                                   "num_aux_hidden_states": 2}},
+     "transformer_layer_config.num_aux_hidden_states"),
+    ({"transformer_layer_config": {"model_type": "llama", "hidden_size": 64},
+      "target_hidden_size": 128}, "target_hidden_size"),
+])
+def test_fixed_aux_sizing_guard(monkeypatch, sizes_aux, fields, field):
+    monkeypatch.setattr("vllm_peagle.features.has_parallel_drafting", lambda: True)
+    monkeypatch.setattr("vllm_peagle.features.drafter_sizes_aux_inputs", lambda: sizes_aux)
+    problems = release_problems(peagle_config(**fields))
+    if sizes_aux:
+        assert problems == []
+    else:
+        assert [p.field for p in problems] == [field]
+        assert "Fix: use vLLM >= 0.22.0" in problems[0].message
+
+
+@pytest.mark.parametrize("value,excluded,fires", [
+    ("1", False, True), ("true", False, True), ("0", False, False), ("1", True, False)])
+def test_v2_model_runner_guard(monkeypatch, value, excluded, fires):
+    monkeypatch.setattr("vllm_peagle.features.has_parallel_drafting", lambda: True)
+    monkeypatch.setattr("vllm_peagle.features.v2_runner_excludes_parallel_drafting",
+                        lambda: excluded)
+    monkeypatch.setenv("VLLM_USE_V2_MODEL_RUNNER", value)
+    problems = release_problems(peagle_config())
+    assert [p.field for p in problems] == (["VLLM_USE_V2_MODEL_RUNNER"] if fires else [])
+
+
 def test_installed_drafter_options_are_read_from_vllm():
     from vllm.model_executor.models import llama_eagle3
     import inspect

@@ -448,6 +448,30 @@ def release_problems(config_dict: dict[str, Any],
                 option, f"is true, but the installed vLLM's Eagle3 drafter (llama_eagle3.py) "
                 f"has no {option} option: the draft would run without it, its greedy "
                 f"output still right but its acceptance lower. Fix: use vLLM >= {release}"))
+    if not features.drafter_sizes_aux_inputs():
+        layer = config_dict["transformer_layer_config"]
+        n_aux, hidden = expected_num_aux(config_dict), layer.get("hidden_size")
+        target_hidden = config_dict.get("target_hidden_size")
+        if n_aux != VLLM_DEFAULT_NUM_AUX:
+            problems.append(Problem(
+                "transformer_layer_config.num_aux_hidden_states",
+                f"is {n_aux}, but the installed vLLM's Eagle3 drafter holds exactly 3 aux "
+                "hidden states (fc and mask_hidden sized 3 * hidden_size). "
+                "Fix: use vLLM >= 0.22.0"))
+        if _is_int(target_hidden) and _is_int(hidden) and target_hidden != hidden:
+            problems.append(Problem(
+                "target_hidden_size",
+                f"is {target_hidden}, but the installed vLLM's Eagle3 drafter sizes "
+                f"mask_hidden as 3 * hidden_size = {3 * hidden}, not 3 * target_hidden_size "
+                f"= {3 * target_hidden}. Fix: use vLLM >= 0.22.0"))
+    v2 = os.environ.get("VLLM_USE_V2_MODEL_RUNNER", "").strip().lower()
+    if v2 in ("1", "true") and not features.v2_runner_excludes_parallel_drafting():
+        problems.append(Problem(
+            "VLLM_USE_V2_MODEL_RUNNER",
+            f"is {os.environ['VLLM_USE_V2_MODEL_RUNNER']!r}: the installed vLLM lets its V2 "
+            "model runner take parallel drafting, where PEagle's acceptance collapses "
+            "(vllm-project/vllm#43010; vLLM 0.22.0 refuses the combination). "
+            "Fix: unset VLLM_USE_V2_MODEL_RUNNER"))
     for arch in (verifier_config or {}).get("architectures") or []:
         supported = features.eagle3_verifier_support(arch)
         if supported is False:

@@ -1,0 +1,52 @@
+"""Print the README's per-release support table from the release matrix's rows
+(``make test-matrix`` writes one JSON per release into .venv-matrix/summary).
+
+usage: python .ci/matrix_table.py [SUMMARY_DIR]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+# First release with each drafter option (vllm_peagle.features.EAGLE3_DRAFTER_OPTIONS).
+OPTIONS = {"norm_before_fc": "0.18.0", "fc_norm": "0.22.0", "norm_output": "0.22.0"}
+
+
+def _key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
+
+
+def row(r: dict) -> str:
+    auto, f = r["auto"], r["features"]
+    installed = [k for k, v in auto.items() if v == "installed"]
+    native = [k for k, v in auto.items() if v == "native"]
+    refuses = [f"`{o}: true` (needs {rel})" for o, rel in OPTIONS.items()
+               if o not in f["drafter_options"]]
+    if not f["drafter_sizes_aux_inputs"]:
+        refuses.append("aux count != 3 or `target_hidden_size` != `hidden_size` (needs 0.22.0)")
+    if not f["v2_runner_excludes_parallel_drafting"]:
+        refuses.append("`VLLM_USE_V2_MODEL_RUNNER=1`")
+    qwen3 = "vLLM's" if f["qwen3_eagle3"] and auto.get("registry") == "native" else "this package's"
+    off = "rejects the checkpoint" if r["off_error"] else "runs it natively"
+    return (f"| {r['vllm']} | {', '.join(installed) or '-'} | {', '.join(native) or '-'} | "
+            f"{qwen3} | {'; '.join(refuses) or '-'} | {off} |")
+
+
+def main() -> int:
+    folder = sys.argv[1] if len(sys.argv) > 1 else ".venv-matrix/summary"
+    rows = []
+    for name in os.listdir(folder):
+        if name.endswith(".json"):
+            with open(os.path.join(folder, name)) as f:
+                rows.append(json.load(f))
+    print("| vLLM | `auto` installs | kept native | Qwen3 drafter | pre-flight refuses | plugin `off` |")
+    print("|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: _key(r["vllm"])):
+        print(row(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
