@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import logging
 import os
 from typing import Any
@@ -34,6 +33,7 @@ from vllm_peagle.preflight.checks import (
     PEagleCheckpointError,
     check_checkpoint,
     config_problems,
+    load_json,
     release_problems,
 )
 
@@ -53,11 +53,10 @@ def _peagle_config(path: str) -> dict[str, Any] | None:
     """The config.json of a local PEagle checkpoint, else None (not local, not
     readable as JSON, or not PEagle: vLLM's own loading reports those)."""
     try:
-        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
-            config = json.load(f)
-    except (OSError, ValueError):
+        config, problem = load_json(os.path.join(path, "config.json"))
+    except OSError:  # unreadable: vLLM's own loading reports it
         return None
-    if isinstance(config, dict) and config.get("speculators_model_type") == "peagle":
+    if problem is None and config.get("speculators_model_type") == "peagle":
         return config
     return None
 

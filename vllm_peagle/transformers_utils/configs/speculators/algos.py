@@ -68,28 +68,29 @@ def update_peagle(config_dict: dict, pre_trained_config: dict) -> None:
         ]
 
 
+def _probe(update, config_dict: dict, layer: dict) -> dict | None:
+    """What an ``update_peagle`` writes into ``layer`` for ``config_dict``, or
+    None if it cannot take it (a release's function)."""
+    try:
+        update(config_dict=config_dict, pre_trained_config=layer)
+    except Exception:  # noqa: BLE001 - any failure means "does not do it"
+        return None
+    return layer
+
+
 def routes_qwen3(update) -> bool:
     """Whether an ``update_peagle`` gives a qwen3-arch draft the Qwen3 name
     (0.22 and 0.23's name every PEagle draft as Llama)."""
-    config = {"mask_token_id": 0, "speculators_config": {}}
-    layer = {"model_type": "qwen3"}
-    try:
-        update(config_dict=config, pre_trained_config=layer)
-    except Exception:  # noqa: BLE001 - a release's function that cannot take it
-        return False
-    return layer.get("architectures") == [PEAGLE_ARCHITECTURES["qwen3"]]
+    layer = _probe(update, {"mask_token_id": 0, "speculators_config": {}},
+                   {"model_type": "qwen3"})
+    return layer is not None and layer.get("architectures") == [PEAGLE_ARCHITECTURES["qwen3"]]
 
 
 def passes_norm_flags(update) -> bool:
     """Whether an ``update_peagle`` passes ``fc_norm`` and ``norm_output`` on."""
-    config = {"mask_token_id": 0, "speculators_config": {}, "fc_norm": True,
-              "norm_output": True}
-    layer = {"model_type": "llama"}
-    try:
-        update(config_dict=config, pre_trained_config=layer)
-    except Exception:  # noqa: BLE001 - a release's function that cannot take it
-        return False
-    return layer.get("fc_norm") is True and layer.get("norm_output") is True
+    layer = _probe(update, {"mask_token_id": 0, "speculators_config": {}, "fc_norm": True,
+                            "norm_output": True}, {"model_type": "llama"})
+    return layer is not None and layer.get("fc_norm") is True and layer.get("norm_output") is True
 
 
 def apply(force: bool) -> str:
