@@ -10,7 +10,31 @@ import sys
 
 import pytest
 
-from vllm_peagle.tools.bench import acceptance_len, summarize
+from vllm_peagle.tools.bench import (BenchShape, acceptance_len, draft_param_bytes, floor_ms,
+                                     summarize, target_param_bytes)
+
+
+def test_floor_arithmetic():
+    # h=2, one head of dim 2, one kv head, intermediate 4, vocab 10, one layer.
+    shape = BenchShape(vocab_size=10, hidden_size=2, num_hidden_layers=1, num_attention_heads=1,
+                       num_key_value_heads=1, intermediate_size=4)
+    # Target layer: q,k,v 2x2 each (12) + o 2x2 (4) + gate/up/down 2x4 (24) = 40;
+    # lm_head 10x2 = 20; bf16: 2 * 60 bytes.
+    assert target_param_bytes(shape) == 120
+    # Draft layer 0 reads [embeds, hidden] (4 wide): q,k,v 4x2 (24) + o 4 + mlp 24 = 52;
+    # fc 6x2 = 12; lm_head of a 5-token draft vocabulary 5x2 = 10: 2 * 74 bytes.
+    assert draft_param_bytes(shape, 1, 5) == 148
+    # A second draft layer adds a plain (2-wide) layer: 40 more parameters.
+    assert draft_param_bytes(shape, 2, 5) == 148 + 80
+    # KV: 2 (k, v) x 1 head x dim 2 x 2 bytes = 8 bytes per token and layer.
+    # Target step at bs 1, 10 tokens of context: 120 + 80 = 200 bytes in 1 ms.
+    row = {"method": "peagle", "k": 3, "batch_size": 1, "draft_layers": 1, "draft_vocab": 5}
+    f = floor_ms(shape, row, none_ms=1.0, context=10)
+    assert f["bandwidth_gb_s"] == pytest.approx(200 / 1e-3 / 1e9)
+    # Draft: 148 + 80 = 228 bytes at 200 bytes/ms.
+    assert f["floor_ms"] == pytest.approx(1.14)
+    # Eagle3 reads them K times.
+    assert floor_ms(shape, dict(row, method="eagle3"), 1.0, 10)["floor_ms"] == pytest.approx(3.42)
 
 
 def test_projection_arithmetic():
@@ -23,16 +47,20 @@ def test_projection_arithmetic():
     ]
     assert acceptance_len((0.5, 0.25, 0.125), 2) == pytest.approx(1.75)
     assert acceptance_len((0.5,), 3) == pytest.approx(1.5)  # rates beyond the list: 0
-    summary = summarize(rows, (0.5, 0.25, 0.125), (0.6, 0.3, 0.1))
+    summary = summarize(rows, {"set": {"peagle": (0.5, 0.25, 0.125), "eagle3": (0.6, 0.3, 0.1)}})
     peagle3 = rows[1]
     assert peagle3["ratio_to_none"] == pytest.approx(1.2)
     # AL(3) = 1.875; speedup = 1.875 * 10 / 12
-    assert peagle3["speedup_projected"] == pytest.approx(1.5625)
-    assert rows[4]["speedup_projected"] == pytest.approx(2.0 * 10 / 14)
+    assert peagle3["speedup_projected"]["set"] == pytest.approx(1.5625)
+    assert rows[4]["speedup_projected"]["set"] == pytest.approx(2.0 * 10 / 14)
     s = summary["bs1"]
-    assert s["peagle_t7_over_t3"] == pytest.approx(1.05)
-    assert s["eagle3_ms_per_extra_token"] == pytest.approx(1.5)
-    assert s["peagle_overhead_vs_none"] == pytest.approx(0.23)
+    assert s["peagle_l1_t7_over_t3"] == pytest.approx(1.05)
+    assert s["eagle3_l1_ms_per_extra_token"] == pytest.approx(1.5)
+    assert s["peagle_l1_overhead_vs_none"] == pytest.approx(0.23)
+    # K=7: AL 1.875 (rates run out) * 10 / 12.6 = 1.488 < K=3's 1.5625.
+    assert s["peagle_l1_best_k_set"] == 3
+    # Eagle3 K=1: 1.6 * 10 / 11 = 1.455 beats K=3: 2.0 * 10 / 14 = 1.429.
+    assert s["eagle3_l1_best_k_set"] == 1
 
 
 @pytest.mark.engine
@@ -41,6 +69,7 @@ def test_bench_runs_on_cpu_with_a_tiny_shape(tmp_path):
     env = dict(os.environ, VLLM_PEAGLE_MODE="force")
     proc = subprocess.run(
         [sys.executable, "-m", "vllm_peagle.tools.cli", "bench", "--shape", "tiny", "--ks", "2",
+         "--draft-layers", "2", "--draft-vocab", "256",
          "--batch-sizes", "1", "--output-len", "8", "--repeats", "2",
          "--gpu-memory-utilization", "0.3", "--out", str(out)],
         env=env, capture_output=True, text=True, timeout=900)
@@ -52,6 +81,8 @@ def test_bench_runs_on_cpu_with_a_tiny_shape(tmp_path):
     assert rows[("peagle", 2)]["parallel_drafting"] is True
     assert rows[("eagle3", 2)]["parallel_drafting"] is False
     assert rows[("none", 0)]["resolved_method"] is None
+    assert rows[("peagle", 2)]["num_speculative_tokens"] == rows[("eagle3", 2)][
+        "num_speculative_tokens"] == 2
     for r in rows.values():
         runs = r["ms_per_step_runs"]
         assert len(runs) == 2 and min(runs) <= r["ms_per_step"] <= max(runs)
@@ -63,5 +94,11 @@ def test_bench_runs_on_cpu_with_a_tiny_shape(tmp_path):
     assert rows[("peagle", 2)]["ratio_to_none"] == pytest.approx(
         rows[("peagle", 2)]["ms_per_step"] / none_ms)
     assert (out / "bench.png").stat().st_size > 1000
-    assert "| peagle | 2 | 1 |" in proc.stdout
+    assert "| peagle | 2 | 2 | 1 |" in proc.stdout
+    # The floor: a bandwidth from the no-spec step, the draft's reads over it.
+    peagle = rows[("peagle", 2)]
+    assert peagle["draft_layers"] == 2 and peagle["draft_vocab"] == 256
+    assert peagle["floor_ms"] > 0 and peagle["overhead_over_floor"] == pytest.approx(
+        (peagle["ms_per_step"] - none_ms) / peagle["floor_ms"])
+    assert rows[("eagle3", 2)]["floor_ms"] == pytest.approx(2 * peagle["floor_ms"])
     assert result["meta"]["vllm_version"]

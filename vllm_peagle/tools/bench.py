@@ -1,8 +1,10 @@
 """``vllm-peagle bench``: decode-step time of no speculation, Eagle3 and PEagle.
 
-Builds config-only checkpoints of one shape (default: a Llama-3-8B-shaped
-target and a 1-layer draft) and runs them with dummy weights, all in one
-process run so the numbers compare:
+Builds config-only checkpoints of one target shape (``llama3-8b``, ``qwen3-8b``
+or CPU-sized ``tiny``/``tiny-qwen3``) and drafts of ``--draft-layers`` decoder
+layers with a ``--draft-vocab`` vocabulary (speculators' default 32000, with
+``d2t``; the target's own vocabulary when 0), runs them with dummy weights,
+all in one process run so the numbers compare:
 - no speculation;
 - Eagle3, sequential drafting: K draft forward passes per step;
 - PEagle, parallel drafting: one draft forward pass for all K tokens;
@@ -14,6 +16,12 @@ dummy weights nearly every draft is rejected, so a step's cost is measured, not
 its yield; ``--rates`` turn step times into the projected speedup
 ``AL(K) * t_base / t_spec(K)`` with AL(K) = 1 + sum of the first K per-position
 acceptance rates.
+
+The floor: the bytes one draft forward must read (its parameters: layers,
+``fc``, the draft vocabulary's lm_head rows; plus its KV cache) over the
+bandwidth the target-only step achieves in the same run (its parameters and KV
+cache over its step time).  PEagle reads them once a step, Eagle3 K times;
+``overhead_over_floor`` is (t_spec - t_none) / floor.
 """
 
 from __future__ import annotations
@@ -28,9 +36,16 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# Published per-position acceptance rates (speculators model cards, Qwen3-8B).
-PEAGLE_QWEN3_8B_RATES = (0.78, 0.59, 0.43, 0.29, 0.18, 0.10, 0.05)
-EAGLE3_QWEN3_8B_RATES = (0.76, 0.55, 0.36)
+# Per-position acceptance rates for the projection, by name:
+# - published-qwen3-8b: speculators' model cards for Qwen3-8B.
+RATE_SETS = {
+    "published-qwen3-8b": {"peagle": (0.78, 0.59, 0.43, 0.29, 0.18, 0.10, 0.05),
+                           "eagle3": (0.76, 0.55, 0.36)},
+}
+PEAGLE_QWEN3_8B_RATES = RATE_SETS["published-qwen3-8b"]["peagle"]
+EAGLE3_QWEN3_8B_RATES = RATE_SETS["published-qwen3-8b"]["eagle3"]
+# speculators' default draft vocabulary (with d2t/t2d).
+DEFAULT_DRAFT_VOCAB = 32000
 
 
 @dataclass(frozen=True)
@@ -42,48 +57,126 @@ class BenchShape:
     num_key_value_heads: int
     intermediate_size: int
     max_position_embeddings: int = 8192
+    arch: str = "llama"
+    head_dim: int | None = None  # hidden_size // num_attention_heads when None
+    rope_theta: float = 500000.0
+    rms_norm_eps: float = 1e-5
+
+    @property
+    def hd(self) -> int:
+        return self.head_dim or self.hidden_size // self.num_attention_heads
 
 
 SHAPES = {
     "llama3-8b": BenchShape(128256, 4096, 32, 32, 8, 14336),
+    # Qwen3-8B's config.json values.
+    "qwen3-8b": BenchShape(151936, 4096, 36, 32, 8, 12288, 40960, arch="qwen3", head_dim=128,
+                           rope_theta=1000000.0, rms_norm_eps=1e-6),
     "tiny": BenchShape(512, 128, 8, 4, 2, 256, 2048),
+    "tiny-qwen3": BenchShape(512, 128, 8, 4, 2, 256, 2048, arch="qwen3", rope_theta=1000000.0,
+                             rms_norm_eps=1e-6),
 }
 
 
-def _llama(shape: BenchShape, layers: int) -> dict[str, Any]:
-    return {
+def _layer_config(shape: BenchShape, layers: int) -> dict[str, Any]:
+    cfg = {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama",
         "vocab_size": shape.vocab_size, "hidden_size": shape.hidden_size,
         "intermediate_size": shape.intermediate_size, "num_hidden_layers": layers,
         "num_attention_heads": shape.num_attention_heads,
-        "num_key_value_heads": shape.num_key_value_heads,
-        "head_dim": shape.hidden_size // shape.num_attention_heads,
-        "max_position_embeddings": shape.max_position_embeddings, "rms_norm_eps": 1e-5,
-        "rope_theta": 500000.0, "hidden_act": "silu", "tie_word_embeddings": False,
+        "num_key_value_heads": shape.num_key_value_heads, "head_dim": shape.hd,
+        "max_position_embeddings": shape.max_position_embeddings,
+        "rms_norm_eps": shape.rms_norm_eps, "rope_theta": shape.rope_theta,
+        "hidden_act": "silu", "tie_word_embeddings": False,
         "bos_token_id": 0, "eos_token_id": 1, "torch_dtype": "bfloat16",
     }
+    if shape.arch == "qwen3":
+        cfg.update(architectures=["Qwen3ForCausalLM"], model_type="qwen3", attention_bias=False)
+    return cfg
 
 
-def write_checkpoints(root: str, shape: BenchShape, k: int) -> dict[str, str]:
-    """Config-only target and speculators drafts (peagle, eagle3) with K tokens."""
-    from vllm_peagle.tools.tiny import speculators_config
+def draft_vocab_size(shape: BenchShape, requested: int) -> int:
+    """The draft vocabulary: ``requested`` capped at the target's; 0 = the target's."""
+    return min(requested, shape.vocab_size) if requested > 0 else shape.vocab_size
 
+
+def write_target(root: str, shape: BenchShape) -> str:
     target = os.path.join(root, "target")
     os.makedirs(target, exist_ok=True)
     with open(os.path.join(target, "config.json"), "w") as f:
-        json.dump(_llama(shape, shape.num_hidden_layers), f, indent=2)
-    layer = _llama(shape, 1)
-    layer.pop("architectures")
+        json.dump(_layer_config(shape, shape.num_hidden_layers), f, indent=2)
+    return target
+
+
+def write_checkpoints(root: str, shape: BenchShape, k: int, draft_layers: int = 1,
+                      draft_vocab: int = 0) -> dict[str, str]:
+    """Config-only target and speculators drafts (peagle, eagle3) with K tokens.
+
+    The sweep writes one draft per depth with the largest K and asks each K
+    through ``speculative_config``: the draft's config, and so vLLM's compile
+    cache key, stays the same across K, and each engine after the first of a
+    draft loads its compiled graphs instead of compiling them again."""
+    from vllm_peagle.tools.tiny import speculators_config
+
+    target = write_target(root, shape)
+    layer = _layer_config(shape, draft_layers)
+    verifier_arch = layer.pop("architectures")
+    vocab = draft_vocab_size(shape, draft_vocab)
     paths = {"target": target}
     for kind in ("peagle", "eagle3"):
-        d = os.path.join(root, f"{kind}-k{k}")
+        d = os.path.join(root, f"{kind}-l{draft_layers}-v{vocab}")
         os.makedirs(d, exist_ok=True)
         extra = {"mask_token_id": shape.vocab_size - 1} if kind == "peagle" else {}
         cfg = speculators_config(kind, layer, target, k, extra)
+        cfg["draft_vocab_size"] = vocab
+        cfg["speculators_config"]["verifier"]["architectures"] = verifier_arch
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
         paths[kind] = d
     return paths
+
+
+# --- the floor ------------------------------------------------------------------
+
+def _attn_mlp_params(shape: BenchShape, qkv_in: int) -> int:
+    h, hd = shape.hidden_size, shape.hd
+    q, kv = shape.num_attention_heads * hd, shape.num_key_value_heads * hd
+    return qkv_in * (q + 2 * kv) + q * h + 3 * h * shape.intermediate_size
+
+
+def target_param_bytes(shape: BenchShape, dtype_bytes: int = 2) -> int:
+    """What a decode step reads of the target: its layers and lm_head (embedding
+    rows are a few per token)."""
+    layer = _attn_mlp_params(shape, shape.hidden_size)
+    return dtype_bytes * (shape.num_hidden_layers * layer + shape.vocab_size * shape.hidden_size)
+
+
+def draft_param_bytes(shape: BenchShape, draft_layers: int, draft_vocab: int,
+                      dtype_bytes: int = 2) -> int:
+    """One draft forward's parameters: layer 0 (q/k/v over [embeds, hidden], 2h),
+    the layers after it, fc (3 aux states -> h) and the draft vocabulary's lm_head."""
+    h = shape.hidden_size
+    layers = _attn_mlp_params(shape, 2 * h) + (draft_layers - 1) * _attn_mlp_params(shape, h)
+    vocab = draft_vocab_size(shape, draft_vocab)
+    return dtype_bytes * (layers + 3 * h * h + vocab * h)
+
+
+def kv_bytes_per_token(shape: BenchShape, layers: int, dtype_bytes: int = 2) -> int:
+    return dtype_bytes * layers * 2 * shape.num_key_value_heads * shape.hd
+
+
+def floor_ms(shape: BenchShape, row: dict[str, Any], none_ms: float, context: float) -> dict:
+    """Bytes and the bandwidth-bound time of the draft's reads for one row."""
+    bs = row["batch_size"]
+    target_bytes = (target_param_bytes(shape)
+                    + bs * context * kv_bytes_per_token(shape, shape.num_hidden_layers))
+    bandwidth = target_bytes / (none_ms / 1000)  # bytes/s the target-only step achieves
+    draft_bytes = (draft_param_bytes(shape, row["draft_layers"], row["draft_vocab"])
+                   + bs * context * kv_bytes_per_token(shape, row["draft_layers"]))
+    passes = row["k"] if row["method"] == "eagle3" else 1
+    return {"target_bytes": target_bytes, "bandwidth_gb_s": bandwidth / 1e9,
+            "draft_bytes": draft_bytes * passes,
+            "floor_ms": 1000 * draft_bytes * passes / bandwidth}
 
 
 def time_decode_steps(llm: Any, batch_size: int, prompt_len: int, output_len: int,
@@ -113,10 +206,12 @@ def time_decode_steps(llm: Any, batch_size: int, prompt_len: int, output_len: in
 
 
 def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
-               shape: BenchShape) -> list[dict[str, Any]]:
+               shape: BenchShape, draft_layers: int = 0, draft_vocab: int = 0
+               ) -> list[dict[str, Any]]:
     from vllm import LLM
 
-    llm = LLM(model=model, load_format="dummy", skip_tokenizer_init=True,
+    extra = {"speculative_config": {"num_speculative_tokens": k}} if k else {}
+    llm = LLM(model=model, load_format="dummy", skip_tokenizer_init=True, **extra,
               max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
               enforce_eager=args.enforce_eager, max_num_seqs=max(batch_sizes),
               seed=0)
@@ -128,14 +223,15 @@ def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
                                   seed=r) for r in range(args.repeats)]
         ms = [r["ms_per_step"] for r in runs]
         rows.append({
-            "method": method, "k": k, "batch_size": bs,
+            "method": method, "k": k, "batch_size": bs, "draft_layers": draft_layers,
+            "draft_vocab": draft_vocab,
             "ms_per_step": statistics.median(ms), "ms_per_step_runs": ms,
             "steps_per_run": [r["steps"] for r in runs],
             "resolved_method": spec.method if spec else None,
             "parallel_drafting": bool(getattr(spec, "parallel_drafting", False)) if spec else None,
             "num_speculative_tokens": spec.num_speculative_tokens if spec else 0,
         })
-        print(f"  {method:7s} K={k} bs={bs}: {rows[-1]['ms_per_step']:.3f} ms/step "
+        print(f"  {method:7s} L={draft_layers} K={k} bs={bs}: {rows[-1]['ms_per_step']:.3f} ms/step "
               f"(runs {', '.join(f'{m:.3f}' for m in ms)})", flush=True)
     _shutdown(llm)
     return rows
@@ -164,65 +260,108 @@ def acceptance_len(rates: tuple[float, ...], k: int) -> float:
     return 1 + sum(rates[:k])
 
 
-def summarize(rows: list[dict[str, Any]], peagle_rates, eagle3_rates) -> dict[str, Any]:
+def summarize(rows: list[dict[str, Any]], rate_sets: dict[str, dict[str, tuple]],
+              shape: BenchShape | None = None, context: float = 0.0) -> dict[str, Any]:
+    """Per row: ratio to no speculation, the floor (with ``shape``), projected
+    speedup per rate set; per batch size: the best K per method, draft depth
+    and rate set."""
     base = {r["batch_size"]: r["ms_per_step"] for r in rows if r["method"] == "none"}
     for r in rows:
         t0 = base.get(r["batch_size"])
         r["ratio_to_none"] = r["ms_per_step"] / t0 if t0 else None
-        rates = {"peagle": peagle_rates, "eagle3": eagle3_rates}.get(r["method"])
-        if rates is not None and t0:
-            r["acceptance_len_projected"] = acceptance_len(rates, r["k"])
-            r["speedup_projected"] = r["acceptance_len_projected"] * t0 / r["ms_per_step"]
+        if r["method"] == "none" or not t0:
+            continue
+        if shape is not None:
+            r.update(floor_ms(shape, r, t0, context))
+            r["overhead_ms"] = r["ms_per_step"] - t0
+            r["overhead_over_floor"] = r["overhead_ms"] / r["floor_ms"]
+        r["speedup_projected"] = {}
+        for name, rates in rate_sets.items():
+            if r["method"] in rates:
+                al = acceptance_len(rates[r["method"]], r["k"])
+                r["speedup_projected"][name] = al * t0 / r["ms_per_step"]
     summary: dict[str, Any] = {}
     for bs in sorted(base):
-        pe = {r["k"]: r["ms_per_step"] for r in rows if r["method"] == "peagle" and r["batch_size"] == bs}
-        e3 = {r["k"]: r["ms_per_step"] for r in rows if r["method"] == "eagle3" and r["batch_size"] == bs}
         s: dict[str, Any] = {"none_ms": base[bs]}
-        if 3 in pe and 7 in pe:
-            s["peagle_t7_over_t3"] = pe[7] / pe[3]
-        if pe:
-            s["peagle_overhead_vs_none"] = statistics.median(pe.values()) / base[bs] - 1
-        if len(e3) >= 2:
-            ks = sorted(e3)
-            s["eagle3_ms_per_extra_token"] = (e3[ks[-1]] - e3[ks[0]]) / (ks[-1] - ks[0])
+        groups = sorted({(r["method"], r.get("draft_layers", 1)) for r in rows
+                         if r["batch_size"] == bs and r["method"] != "none"})
+        for method, layers in groups:
+            mine = [r for r in rows if r["batch_size"] == bs and r["method"] == method
+                    and r.get("draft_layers", 1) == layers]
+            key = f"{method}_l{layers}"
+            ks = {r["k"]: r["ms_per_step"] for r in mine}
+            if method == "peagle" and 3 in ks and 7 in ks:
+                s[f"{key}_t7_over_t3"] = ks[7] / ks[3]
+            if method == "eagle3" and len(ks) >= 2:
+                lo, hi = min(ks), max(ks)
+                s[f"{key}_ms_per_extra_token"] = (ks[hi] - ks[lo]) / (hi - lo)
+            s[f"{key}_overhead_vs_none"] = statistics.median(ks.values()) / base[bs] - 1
+            floors = [r["overhead_over_floor"] for r in mine if "overhead_over_floor" in r]
+            if floors:
+                s[f"{key}_overhead_over_floor_median"] = statistics.median(floors)
+            for name in rate_sets:
+                best = max(mine, key=lambda r: r.get("speedup_projected", {}).get(name, 0))
+                if name in best.get("speedup_projected", {}):
+                    s[f"{key}_best_k_{name}"] = best["k"]
+                    s[f"{key}_best_speedup_{name}"] = best["speedup_projected"][name]
         summary[f"bs{bs}"] = s
     return summary
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| method | K | batch | ms/step | x no-spec | projected speedup |",
-             "|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["batch_size"], r["method"], r["k"])):
+def format_table(rows: list[dict[str, Any]], rate_names: list[str] | None = None) -> str:
+    names = rate_names or sorted({n for r in rows for n in r.get("speedup_projected") or {}})
+    lines = ["| method | layers | K | batch | ms/step | x no-spec | floor ms | overhead / floor | "
+             + " | ".join(f"speedup ({n})" for n in names) + " |",
+             "|---|---|---|---|---|---|---|---|" + "---|" * len(names)]
+    for r in sorted(rows, key=lambda r: (r["batch_size"], r["method"], r.get("draft_layers", 0),
+                                         r["k"])):
         ratio = f"{r['ratio_to_none']:.3f}" if r.get("ratio_to_none") else "-"
-        speedup = f"{r['speedup_projected']:.2f}" if r.get("speedup_projected") else "-"
-        lines.append(f"| {r['method']} | {r['k']} | {r['batch_size']} | "
-                     f"{r['ms_per_step']:.3f} | {ratio} | {speedup} |")
+        floor = f"{r['floor_ms']:.3f}" if "floor_ms" in r else "-"
+        over = f"{r['overhead_over_floor']:.2f}" if "overhead_over_floor" in r else "-"
+        speedups = [f"{r['speedup_projected'][n]:.2f}" if n in (r.get("speedup_projected") or {})
+                    else "-" for n in names]
+        layers = r.get("draft_layers") or "-"
+        lines.append(f"| {r['method']} | {layers} | {r['k']} | {r['batch_size']} | "
+                     f"{r['ms_per_step']:.3f} | {ratio} | {floor} | {over} | "
+                     + " | ".join(speedups) + " |")
     return "\n".join(lines)
 
 
 def plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
+    """One panel per batch size: ms/step against K per method and draft depth,
+    no speculation (dashed) and no speculation + PEagle's floor (dotted)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for bs in sorted({r["batch_size"] for r in rows}):
-        for method, style in (("eagle3", "o-"), ("peagle", "s-")):
-            pts = sorted((r["k"], r["ms_per_step"]) for r in rows
-                         if r["method"] == method and r["batch_size"] == bs)
-            if pts:
-                ax.plot(*zip(*pts), style, label=f"{method} bs={bs}")
-        base = [r["ms_per_step"] for r in rows if r["method"] == "none" and r["batch_size"] == bs]
+    sizes = sorted({r["batch_size"] for r in rows})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 4.2), squeeze=False)
+    for ax, bs in zip(axes[0], sizes):
+        mine = [r for r in rows if r["batch_size"] == bs]
+        groups = sorted({(r["method"], r.get("draft_layers", 1)) for r in mine
+                         if r["method"] != "none"})
+        for method, layers in groups:
+            pts = sorted((r["k"], r["ms_per_step"]) for r in mine
+                         if r["method"] == method and r.get("draft_layers", 1) == layers)
+            line, = ax.plot(*zip(*pts), "o-" if method == "eagle3" else "s-",
+                            label=f"{method} {layers}-layer")
+            floors = [r for r in mine if r["method"] == "peagle" and "floor_ms" in r
+                      and r.get("draft_layers", 1) == layers]
+            if method == "peagle" and floors:
+                none_ms = floors[0]["ms_per_step"] - floors[0]["overhead_ms"]
+                ax.axhline(none_ms + floors[0]["floor_ms"], linestyle=":",
+                           color=line.get_color(), linewidth=1,
+                           label=f"no spec + PEagle {layers}-layer floor")
+        base = [r["ms_per_step"] for r in mine if r["method"] == "none"]
         if base:
-            ax.axhline(base[0], linestyle="--", color="gray", linewidth=1)
-            ax.annotate(f"no spec bs={bs}", (0.02, base[0]), xycoords=("axes fraction", "data"),
-                        fontsize=8, color="gray", va="bottom")
-    ax.set_xlabel("K (draft tokens per step)")
-    ax.set_ylabel("ms per decode step (median)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+            ax.axhline(base[0], linestyle="--", color="gray", linewidth=1, label="no spec")
+        ax.set_title(f"batch {bs}", fontsize=10)
+        ax.set_xlabel("K (draft tokens per step)")
+        ax.set_ylabel("ms per decode step (median)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -230,6 +369,11 @@ def plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shape", choices=sorted(SHAPES), default="llama3-8b")
+    p.add_argument("--draft-layers", type=int, nargs="+", default=[1],
+                   help="decoder layers of the draft, one sweep each (e.g. 1 4)")
+    p.add_argument("--draft-vocab", type=int, default=DEFAULT_DRAFT_VOCAB,
+                   help="draft vocabulary with d2t (default 32000 as speculators writes; "
+                        "0: the target's own; capped at the target's)")
     p.add_argument("--ks", type=int, nargs="+", default=list(range(1, 9)))
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     p.add_argument("--methods", nargs="+", default=["none", "eagle3", "peagle"],
@@ -240,15 +384,31 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-model-len", type=int, default=1024)
     p.add_argument("--gpu-memory-utilization", type=float, default=0.5)
     p.add_argument("--enforce-eager", action="store_true")
-    p.add_argument("--peagle-rates", type=float, nargs="+", default=list(PEAGLE_QWEN3_8B_RATES),
-                   help="per-position acceptance rates for the projection (default: "
-                        "PEagle Qwen3-8B, published)")
-    p.add_argument("--eagle3-rates", type=float, nargs="+", default=list(EAGLE3_QWEN3_8B_RATES),
-                   help="per-position acceptance rates for the projection (default: "
-                        "Eagle3 Qwen3-8B, published)")
+    p.add_argument("--time-budget-s", type=float, default=0,
+                   help="start no engine after this many seconds (0: no limit); the "
+                        "configurations left out are listed in bench.json's meta.skipped")
+    p.add_argument("--peagle-rates", type=float, nargs="+", default=None,
+                   help="per-position acceptance rates for one more projection, \"given\" "
+                        f"(the table always projects with {', '.join(RATE_SETS)})")
+    p.add_argument("--eagle3-rates", type=float, nargs="+", default=None,
+                   help="the same for Eagle3")
     p.add_argument("--out", default="bench-out", help="directory for bench.json and bench.png")
     p.add_argument("--replot", metavar="BENCH_JSON", default=None,
                    help="only redraw bench.png from an earlier run's bench.json")
+
+
+def rate_sets_of(args) -> dict[str, dict[str, tuple]]:
+    sets = dict(RATE_SETS)
+    given = {m: tuple(v) for m, v in (("peagle", args.peagle_rates),
+                                      ("eagle3", args.eagle3_rates)) if v}
+    if given:
+        sets["given"] = given
+    return sets
+
+
+def decode_context(args) -> float:
+    """Mean tokens in context over the decode steps (prompt + half the output)."""
+    return args.prompt_len + args.output_len / 2
 
 
 def run_bench(args) -> int:
@@ -257,19 +417,26 @@ def run_bench(args) -> int:
             result = json.load(f)
         m = result["meta"]
         png = os.path.join(os.path.dirname(args.replot), "bench.png")
-        plot(result["rows"], png, _title(m["shape"], m["device"], m["vllm_version"]))
+        plot(result["rows"], png, _title(m["shape"], m["device"], m["vllm_version"],
+                                         m.get("draft_vocab")))
         print(f"wrote {png}")
         return 0
-    if args.repeats < 1 or any(k < 1 for k in args.ks) or any(b < 1 for b in args.batch_sizes):
-        print("bench: --repeats, --ks and --batch-sizes must be positive", file=sys.stderr)
+    if (args.repeats < 1 or any(k < 1 for k in args.ks) or any(b < 1 for b in args.batch_sizes)
+            or any(n < 1 for n in args.draft_layers) or args.draft_vocab < 0):
+        print("bench: --repeats, --ks, --batch-sizes and --draft-layers must be positive, "
+              "--draft-vocab >= 0", file=sys.stderr)
         return 2
     import vllm
 
     shape = SHAPES[args.shape]
+    vocab = draft_vocab_size(shape, args.draft_vocab)
+    rate_sets = rate_sets_of(args)
     os.makedirs(args.out, exist_ok=True)
     json_path = os.path.join(args.out, "bench.json")
     meta = {"device": device_name(), "vllm_version": vllm.__version__,
             "date": time.strftime("%Y-%m-%d"), "shape": args.shape, "shape_dims": asdict(shape),
+            "draft_vocab": vocab, "decode_context": decode_context(args),
+            "rate_sets": rate_sets,
             "command": "vllm-peagle bench " + " ".join(sys.argv[2:])
             if sys.argv[1:2] == ["bench"] else None,
             "args": {k: v for k, v in vars(args).items() if k != "fn"},
@@ -281,30 +448,42 @@ def run_bench(args) -> int:
         # After every engine: a sweep cut short still leaves its numbers.
         meta["wall_s"] = time.time() - started
         result = {"meta": meta, "rows": rows,
-                  "summary": summarize(rows, tuple(args.peagle_rates), tuple(args.eagle3_rates))}
+                  "summary": summarize(rows, rate_sets, shape, decode_context(args))}
         with open(json_path, "w") as f:
             json.dump(result, f, indent=2)
         return result
 
     with tempfile.TemporaryDirectory() as root:
-        target = write_checkpoints(root, shape, 1)["target"]
+        target = write_target(root, shape)
         if "none" in args.methods:
             rows += run_config(target, "none", 0, args.batch_sizes, args, shape)
             save()
-        for k in args.ks:
-            paths = write_checkpoints(root, shape, k)
-            for method in ("eagle3", "peagle"):
-                if method in args.methods:
-                    rows += run_config(paths[method], method, k, args.batch_sizes, args, shape)
-                    save()
+        paths = {n: write_checkpoints(root, shape, max(args.ks), n, vocab)
+                 for n in args.draft_layers}
+        # K outermost, in the order given: a sweep stopped by --time-budget-s
+        # has the same K values for every draft and method.
+        plan = [(k, n, m) for k in args.ks for n in args.draft_layers
+                for m in ("peagle", "eagle3") if m in args.methods]
+        meta["skipped"] = []
+        for k, layers, method in plan:
+            if args.time_budget_s and time.time() - started > args.time_budget_s:
+                meta["skipped"].append({"method": method, "k": k, "draft_layers": layers})
+                continue
+            rows += run_config(paths[layers][method], method, k, args.batch_sizes, args,
+                               shape, layers, vocab)
+            save()
     result = save()
-    print(f"\n{meta['device']}, vLLM {meta['vllm_version']}, {meta['date']}, shape {args.shape}")
-    print(format_table(rows))
+    if meta["skipped"]:
+        print(f"--time-budget-s {args.time_budget_s}: {len(meta['skipped'])} configurations "
+              "not run (meta.skipped)")
+    print(f"\n{meta['device']}, vLLM {meta['vllm_version']}, {meta['date']}, shape "
+          f"{args.shape}, draft vocab {vocab}")
+    print(format_table(rows, list(rate_sets)))
     for key, s in result["summary"].items():
         print(f"{key}: " + ", ".join(f"{k}={v:.4g}" for k, v in s.items()))
     try:
         plot(rows, os.path.join(args.out, "bench.png"),
-             _title(args.shape, meta["device"], meta["vllm_version"]))
+             _title(args.shape, meta["device"], meta["vllm_version"], vocab))
     except ImportError:
         print("matplotlib is not installed: no bench.png; elsewhere run "
               f"`vllm-peagle bench --replot {json_path}`")
@@ -312,8 +491,9 @@ def run_bench(args) -> int:
     return 0
 
 
-def _title(shape: str, device: str, version: str) -> str:
-    return f"{shape} target, 1-layer draft, dummy weights\n{device}, vLLM {version}"
+def _title(shape: str, device: str, version: str, draft_vocab: int | None = None) -> str:
+    vocab = f", draft vocab {draft_vocab}" if draft_vocab else ""
+    return f"{shape} target{vocab}, dummy weights\n{device}, vLLM {version}"
 
 
 def device_name() -> str:
