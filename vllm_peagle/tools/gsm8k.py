@@ -93,13 +93,59 @@ def make_lm(llm: Any):
     return VLLMGreedyLM()
 
 
-def evaluate_gsm8k(llm: Any, limit: int | None = None, num_fewshot: int = 5) -> dict[str, Any]:
-    """Strict-match accuracy and the raw generations of ``llm`` on GSM8K."""
+def record_requests(limit: int | None = None, num_fewshot: int = 5) -> list[dict[str, Any]]:
+    """The generation requests lm-eval makes for GSM8K (context, stop strings,
+    token budget), without a model: a host without lm-eval (the GPU machine)
+    replays them with vLLM alone and meets the same prompts."""
+    from lm_eval.api.model import LM
+
+    class RecordingLM(LM):
+        def __init__(self):
+            super().__init__()
+            self.requests: list[dict[str, Any]] = []
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            for req in requests:
+                context, gen_kwargs = req.args
+                until = gen_kwargs.get("until") or []
+                self.requests.append({
+                    "context": context,
+                    "until": list(until) if isinstance(until, (list, tuple)) else [until],
+                    "max_gen_toks": int(gen_kwargs.get("max_gen_toks", 256))})
+            return [""] * len(requests)
+
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            raise NotImplementedError
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+            raise NotImplementedError
+
+    lm = RecordingLM()
+    _evaluate(lm, limit, num_fewshot)
+    return lm.requests
+
+
+def replay_scenario(requests: list[dict[str, Any]], tokenizer_dir: str,
+                    max_model_len: int) -> dict[str, Any]:
+    """A runner scenario's prompts and sampling for recorded requests, token
+    ids made as ``make_lm`` makes them (one stop list, one budget: GSM8K's)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    budget = requests[0]["max_gen_toks"]
+    assert all(r["max_gen_toks"] == budget and r["until"] == requests[0]["until"]
+               for r in requests)
+    return {"prompts": [{"prompt_token_ids":
+                         tokenizer.encode(r["context"])[-(max_model_len - budget):]}
+                        for r in requests],
+            "max_tokens": budget, "stop": requests[0]["until"], "ignore_eos": False}
+
+
+def _evaluate(lm: Any, limit: int | None, num_fewshot: int) -> tuple[dict, str, str | None]:
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
     data_dir = local_data_dir()
-    lm = make_lm(llm)
     with tempfile.TemporaryDirectory() as task_dir:
         if data_dir is not None:
             task = _local_task(data_dir, task_dir)
@@ -110,7 +156,37 @@ def evaluate_gsm8k(llm: Any, limit: int | None = None, num_fewshot: int = 5) -> 
                                   limit=limit, task_manager=manager, log_samples=False,
                                   random_seed=0, numpy_random_seed=0, torch_random_seed=0,
                                   fewshot_random_seed=0)
+    return results, task, data_dir
+
+
+def evaluate_gsm8k(llm: Any, limit: int | None = None, num_fewshot: int = 5) -> dict[str, Any]:
+    """Strict-match accuracy and the raw generations of ``llm`` on GSM8K."""
+    lm = make_lm(llm)
+    results, task, data_dir = _evaluate(lm, limit, num_fewshot)
     accuracy = results["results"][task]["exact_match,strict-match"]
     return {"accuracy": accuracy, "generations": lm.generations,
             "prompt_token_ids": lm.prompt_token_ids, "token_ids": lm.token_ids,
             "source": data_dir or "hub:openai/gsm8k", "limit": limit}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vllm_peagle.tools.gsm8k record OUT.json [--limit N]``: write
+    lm-eval's GSM8K requests (``GSM8K_DATA`` or the hub) for ``replay_scenario``."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m vllm_peagle.tools.gsm8k")
+    p.add_argument("command", choices=["record"])
+    p.add_argument("out")
+    p.add_argument("--limit", type=int, default=30)
+    args = p.parse_args(argv)
+    requests = record_requests(args.limit)
+    with open(args.out, "w") as f:
+        json.dump({"limit": args.limit, "source": local_data_dir() or "hub:openai/gsm8k",
+                   "requests": requests}, f)
+    print(f"wrote {len(requests)} requests to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

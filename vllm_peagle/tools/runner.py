@@ -79,7 +79,7 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
     n_logprobs = scenario.get("logprobs")
     params = SamplingParams(temperature=0.0, max_tokens=int(scenario.get("max_tokens", 32)),
                             ignore_eos=bool(scenario.get("ignore_eos", True)),
-                            logprobs=n_logprobs)
+                            stop=scenario.get("stop"), logprobs=n_logprobs)
     started = time.perf_counter()
     outputs = llm.generate(prompts, params, use_tqdm=False)
     result["generate_s"] = time.perf_counter() - started
