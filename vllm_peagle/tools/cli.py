@@ -1,4 +1,4 @@
-"""The ``vllm-peagle`` command: make-tiny, demo, check, bench."""
+"""The ``vllm-peagle`` command: make-tiny, train-tiny, demo, check, bench."""
 
 from __future__ import annotations
 
@@ -11,6 +11,16 @@ def _cmd_make_tiny(args) -> int:
 
     paths = make_tiny(args.dir, seed=args.seed)
     for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _cmd_train_tiny(args) -> int:
+    from vllm_peagle.tools.train_tiny import Recipe, train_all
+
+    paths = train_all(args.dir, args.gsm8k, Recipe(seed=args.seed), threads=args.threads,
+                      archs=tuple(args.archs))
+    for name, path in sorted(paths.items()):
         print(f"{name}: {path}")
     return 0
 
@@ -44,10 +54,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=_cmd_make_tiny)
 
-    p = sub.add_parser("demo", help="run PEagle on the tiny models on the CPU")
+    from vllm_peagle.tools.train_tiny import TRAINED_DIR
+
+    p = sub.add_parser("train-tiny", help="re-make the trained tiny target and drafts "
+                       "(minutes on a CPU; the package ships them)")
+    p.add_argument("dir", nargs="?", default=TRAINED_DIR,
+                   help=f"output directory (default: the package's own, {TRAINED_DIR})")
+    p.add_argument("--gsm8k", default="../shared/data/gsm8k",
+                   help="directory with GSM8K's train.jsonl")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--archs", nargs="+", choices=["llama", "qwen3"], default=["llama"],
+                   help="which pairs to (re)train, the others are left as they are "
+                        "(the package ships the llama pair)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch CPU threads; the weights are reproducible for a fixed count")
+    p.set_defaults(fn=_cmd_train_tiny)
+
+    p = sub.add_parser("demo", help="run PEagle on the trained tiny pair on the CPU")
     p.add_argument("--cache-dir", default=None,
-                   help="where the tiny models live (default ~/.cache/vllm-peagle/tiny)")
-    p.add_argument("--max-tokens", type=int, default=32)
+                   help="where the trained tiny models are copied (default ~/.cache/vllm-peagle/trained)")
+    p.add_argument("--max-tokens", type=int, default=64)
     p.set_defaults(fn=_cmd_demo)
 
     p = sub.add_parser("check", help="validate a PEagle checkpoint before vLLM loads it")

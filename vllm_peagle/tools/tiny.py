@@ -64,7 +64,8 @@ def corpus() -> list[str]:
     return texts
 
 
-def build_tokenizer(vocab_size: int):
+def build_tokenizer(vocab_size: int, texts: list[str] | None = None):
+    """A byte-level BPE tokenizer trained on ``texts`` (default: ``corpus()``)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -74,8 +75,17 @@ def build_tokenizer(vocab_size: int):
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
-    tok.train_from_iterator(corpus(), trainer=trainer)
+    tok.train_from_iterator(corpus() if texts is None else texts, trainer=trainer)
     return tok
+
+
+def write_tokenizer(tok, model_dir: str, max_length: int) -> None:
+    """tokenizer.json and the tokenizer_config.json transformers loads it with."""
+    tok.save(os.path.join(model_dir, "tokenizer.json"))
+    with open(os.path.join(model_dir, "tokenizer_config.json"), "w") as f:
+        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>",
+                   "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": False,
+                   "model_max_length": max_length}, f, indent=2)
 
 
 def _llama_config(shape: TinyShape, vocab: int, bos: int, eos: int) -> dict:
@@ -242,11 +252,7 @@ def _write_pair(tmp: str, final: str, prefix: str, arch: str, kinds: tuple[str, 
     # --- target ---
     target = os.path.join(tmp, f"{prefix}target")
     os.makedirs(target)
-    tok.save(os.path.join(target, "tokenizer.json"))
-    with open(os.path.join(target, "tokenizer_config.json"), "w") as f:
-        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>",
-                   "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": False,
-                   "model_max_length": shape.max_position_embeddings}, f, indent=2)
+    write_tokenizer(tok, target, shape.max_position_embeddings)
     cfg = config_of(shape, vocab, bos, eos)
     with open(os.path.join(target, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
