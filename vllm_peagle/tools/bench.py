@@ -37,10 +37,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # Per-position acceptance rates for the projection, by name:
-# - published-qwen3-8b: speculators' model cards for Qwen3-8B.
+# - published-qwen3-8b: speculators' model cards for Qwen3-8B;
+# - trained-tiny: the trained tiny pair (vllm-peagle train-tiny, 2-layer drafts,
+#   K=4) on GSM8K on the CPU, the figures test_speculators_correctness.py holds.
 RATE_SETS = {
     "published-qwen3-8b": {"peagle": (0.78, 0.59, 0.43, 0.29, 0.18, 0.10, 0.05),
                            "eagle3": (0.76, 0.55, 0.36)},
+    "trained-tiny": {"peagle": (0.526, 0.234, 0.137, 0.097),
+                     "eagle3": (0.522, 0.285, 0.204, 0.135)},
 }
 PEAGLE_QWEN3_8B_RATES = RATE_SETS["published-qwen3-8b"]["peagle"]
 EAGLE3_QWEN3_8B_RATES = RATE_SETS["published-qwen3-8b"]["eagle3"]
