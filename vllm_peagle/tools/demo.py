@@ -1,10 +1,12 @@
-"""``vllm-peagle demo``: PEagle on the built-in tiny models, on the CPU.
+"""``vllm-peagle demo``: PEagle on the trained tiny pair the package ships, on the CPU.
 
-Builds the tiny models if absent, runs ``LLM(model=<tiny peagle>)`` with no
-speculative flags, and a target-only ``LLM`` on the same prompts, each in its
-own process (vLLM holds one engine's memory until its process ends), then prints
-what vLLM resolved, a few generations, the spec-decode stats and whether the
-greedy token ids equal the target-only ones.
+Copies the trained tiny models (``vllm-peagle train-tiny``) to the cache, runs
+``LLM(model=<trained peagle>)`` with no speculative flags, and a target-only
+``LLM`` on the same GSM8K-style questions, each in its own process (vLLM holds
+one engine's memory until its process ends), then prints what vLLM resolved, a
+few generations, the spec-decode stats (acceptance at every draft position),
+output tokens per second of both runs and whether the greedy token ids equal
+the target-only ones.
 """
 
 from __future__ import annotations
@@ -12,8 +14,23 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from vllm_peagle.tools.runner import DEFAULT_PROMPTS, run_isolated
-from vllm_peagle.tools.tiny import ensure_tiny
+from vllm_peagle.tools.runner import run_isolated
+from vllm_peagle.tools.tiny import default_cache_dir
+from vllm_peagle.tools.train_tiny import ensure_trained_tiny
+
+# Written for the demo in GSM8K's style (the target was trained on GSM8K's train
+# split), in lm-eval's prompt format.
+QUESTIONS = [
+    "Tom has 5 apples and buys 3 more bags with 4 apples each. How many apples does he have?",
+    "A train travels 60 miles per hour for 3 hours. How far does it travel?",
+    "Sara earns $12 an hour and works 8 hours a day for 5 days. How much does she earn?",
+    "A baker makes 24 cupcakes and sells half of them. How many cupcakes are left?",
+    "John reads 20 pages a day. How many pages does he read in 2 weeks?",
+    "There are 30 students in a class and 2/5 of them are boys. How many girls are there?",
+    "A shirt costs $25 and is on sale for 20% off. What is the sale price?",
+    "Mia has 3 times as many stickers as Leo, who has 15. How many do they have together?",
+]
+PROMPTS = [f"Question: {q}\nAnswer:" for q in QUESTIONS]
 
 # On the CPU backend this is the share of host memory vLLM reserves.
 # float32, the tiny models' own dtype: the token-id comparison is then not
@@ -38,12 +55,16 @@ def format_stats(stats: dict[str, Any]) -> list[str]:
     ]
 
 
-def run_demo(cache_dir: str | None = None, max_tokens: int = 32, shown: int = 3) -> int:
-    paths = ensure_tiny(cache_dir)
-    print(f"tiny models: {os.path.dirname(paths['peagle'])}")
-    scenario = {"prompts": DEFAULT_PROMPTS, "max_tokens": max_tokens,
-                "llm_kwargs": CPU_LLM_KWARGS}
-    print("running LLM(model=<tiny peagle>) ...", flush=True)
+def tokens_per_second(result: dict[str, Any]) -> float:
+    return sum(len(ids) for ids in result["token_ids"]) / result["generate_s"]
+
+
+def run_demo(cache_dir: str | None = None, max_tokens: int = 64, shown: int = 3) -> int:
+    cache_dir = cache_dir or os.path.join(os.path.dirname(default_cache_dir()), "trained")
+    paths = ensure_trained_tiny(cache_dir)
+    print(f"trained tiny models: {cache_dir}")
+    scenario = {"prompts": PROMPTS, "max_tokens": max_tokens, "llm_kwargs": CPU_LLM_KWARGS}
+    print("running LLM(model=<trained tiny peagle>) ...", flush=True)
     spec = run_isolated(dict(scenario, model=paths["peagle"]))
     if not spec["ok"]:
         _fail("PEagle", spec)
@@ -63,11 +84,16 @@ def run_demo(cache_dir: str | None = None, max_tokens: int = 32, shown: int = 3)
     print(f"  target model:          {sc['target_model']}")
     print(f"  draft architecture:    {', '.join(sc['draft_architectures'])} "
           f"(pard_token {sc['pard_token']})")
-    print(f"\ngenerations (greedy, {max_tokens} tokens; the tiny model's weights are random):")
+    print(f"\ngenerations (greedy, {max_tokens} tokens, a 1.5M-parameter model trained "
+          "for minutes on GSM8K):")
     for prompt, text in list(zip(spec["prompts"], spec["texts"]))[:shown]:
-        print(f"  {prompt!r} -> {text!r}")
+        print(f"  {prompt!r}\n    -> {text!r}")
     print("\nspec-decode stats:")
     print("\n".join(format_stats(spec["stats"])))
+    with_peagle, without = tokens_per_second(spec), tokens_per_second(base)
+    print(f"\noutput tokens/s on this CPU ({len(PROMPTS)} prompts in one batch):")
+    print(f"  target alone:          {without:.1f}")
+    print(f"  with PEagle:           {with_peagle:.1f} ({with_peagle / without:.2f}x)")
     same = sum(a == b for a, b in zip(spec["token_ids"], base["token_ids"]))
     n = len(base["token_ids"])
     verdict = "yes" if same == n else "NO"
