@@ -9,11 +9,15 @@
 3. pytest: the config tier (register, check, pre-flight, speculative_config through
    ``EngineArgs``), the offline tier (lossless, correctness), ``vllm serve`` (both
    ways of giving a PEagle draft, ``--speculative-config``);
-4. ``vllm-peagle bench`` (only with ``--only=...,bench``): the decode-step sweep.
+4. ``vllm-peagle bench`` (only with ``--only=...,bench``): the decode-step sweep
+   (Qwen3-8B shape, 32k draft vocabulary, 1- and 4-layer drafts, K 1..8, batch
+   1/8/32), within ``BENCH_BUDGET_S`` seconds;
+5. the trained tiny pair (only with ``--only=...,trained``): per-position
+   acceptance on GSM8K against the CPU figures (``GSM8K_REQUESTS``).
 
 Writes ``OUT/gpu_session.json`` after every step and prints a short table last.
 usage: python benchmarks/gpu_session.py OUT [--smoke]
-       [--only=proof,overrides,serve_sc,config,offline,serve,bench]
+       [--only=trained,proof,overrides,serve_sc,config,offline,serve,bench]
 (--smoke: CPU-sized, for a dry run)
 """
 
@@ -113,6 +117,48 @@ def overrides(s: Session, tiny: dict, llm_kwargs: dict) -> None:
                                                 and r["token_ids"] == base["token_ids"])})
 
 
+def trained(s: Session, llm_kwargs: dict) -> None:
+    """The trained tiny pair on GSM8K: lm-eval's requests recorded on the CPU
+    (``python -m vllm_peagle.tools.gsm8k record``; this host has no lm-eval)
+    and replayed, one batch as lm-eval sends it.  Per-position rates against
+    the CPU figures of test_speculators_correctness.py, in the GPU's bf16 and
+    in float32."""
+    from tests.v1.spec_decode.test_speculators_correctness import (TRAINED_CONFIGS,
+                                                                   figure_problems)
+    from vllm_peagle.tools.gsm8k import replay_scenario
+    from vllm_peagle.tools.train_tiny import ensure_trained_tiny
+
+    with open(os.environ["GSM8K_REQUESTS"]) as f:
+        recorded = json.load(f)
+    paths = ensure_trained_tiny(os.path.join(s.out, "trained"))
+    kw = dict(llm_kwargs, max_model_len=4096)
+    scenario = replay_scenario(recorded["requests"], paths["target"], kw["max_model_len"])
+    runs = [(c, "auto") for c in TRAINED_CONFIGS] + [(TRAINED_CONFIGS[0], "float32")]
+    base = {}
+    for config, dtype in runs:
+        kind = config.model_path.split(":", 1)[1]
+        llm = dict(kw, **({"dtype": dtype} if dtype != "auto" else {}))
+        if dtype not in base:
+            base[dtype] = run_isolated(dict(scenario, model=paths["target"], llm_kwargs=llm),
+                                       mode="auto")
+        r = run_isolated(dict(scenario, model=paths[kind], llm_kwargs=llm), mode="auto")
+        stats = r.get("stats") or {}
+        s.step(f"trained_{kind}_{dtype}", {
+            "ok": r["ok"], "error": r.get("error"), "dtype": dtype,
+            "requests": len(recorded["requests"]), "gsm8k_source": recorded["source"],
+            "speculative_config": r.get("speculative_config"),
+            "acceptance_len": stats.get("acceptance_len"),
+            "per_pos_acceptance_rates": stats.get("per_pos_acceptance_rates"),
+            "num_drafts": stats.get("num_drafts"),
+            "expected_acceptance_len": config.expected_acceptance_len,
+            "expected_per_pos_acceptance_rates": config.expected_per_pos_acceptance_rates,
+            "rtol": config.per_pos_rtol,
+            "outside_tolerance": figure_problems(config, stats) if r["ok"] else None,
+            "token_ids_equal_target_only": bool(
+                r["ok"] and base[dtype]["ok"] and r["token_ids"] == base[dtype]["token_ids"]),
+            "generate_s": r.get("generate_s"), "target_generate_s": base[dtype].get("generate_s")})
+
+
 def pytest_tier(s: Session, files: list[str], name: str, env: dict) -> None:
     log = os.path.join(s.out, f"pytest_{name}.log")
     started = time.time()
@@ -134,9 +180,13 @@ def bench(s: Session) -> None:
         args = ["--shape", "tiny", "--ks", "1", "3", "--batch-sizes", "1", "2",
                 "--output-len", "16", "--repeats", "3", "--gpu-memory-utilization", "0.3"]
     else:
-        # Odd K first: if the lease runs out mid-sweep, the curve is still there.
-        args = ["--ks", "1", "3", "5", "7", "2", "4", "6", "8", "--batch-sizes", "1", "8",
-                "--output-len", "128", "--repeats", "3"]
+        # Qwen3-8B with speculators' default 32k draft vocabulary, 1- and 4-layer
+        # drafts.  K outermost in this order: if the budget runs out, every draft
+        # and method has the same K values, spread over 1..8.
+        args = ["--shape", "qwen3-8b", "--draft-vocab", "32000", "--draft-layers", "1", "4",
+                "--ks", "1", "8", "4", "2", "6", "3", "5", "7", "--batch-sizes", "1", "8", "32",
+                "--output-len", "64", "--repeats", "3",
+                "--time-budget-s", os.environ.get("BENCH_BUDGET_S", "0")]
     log = os.path.join(s.out, "bench.log")
     with open(log, "w") as f:
         proc = subprocess.run([sys.executable, "-m", "vllm_peagle.tools.cli", "bench", *args,
@@ -174,6 +224,13 @@ def table(s: Session) -> str:
                         f"K={sc.get('num_speculative_tokens')} pard_token={sc.get('pard_token')} "
                         f"drafted/step={r['draft_tokens_per_step']} "
                         f"ids==target-only {r['token_ids_equal_target_only']} |")
+    for key, r in st.items():
+        if key.startswith("trained_"):
+            rates = ", ".join(f"{x:.3f}" for x in r["per_pos_acceptance_rates"] or [])
+            rows.append(f"| {key}: AL, rates | {r['acceptance_len'] or 0:.3f}, [{rates}] "
+                        f"(CPU {r['expected_acceptance_len']}, "
+                        f"{list(r['expected_per_pos_acceptance_rates'])}; outside "
+                        f"+-{r['rtol']:.0%}: {r['outside_tolerance']}) |")
     for key in ("pytest_serve_speculative_config", "pytest_config_tier", "pytest_offline_tier",
                 "pytest_serve"):
         r = st.get(key)
@@ -199,10 +256,22 @@ def main() -> int:
     # The tiny weights are float32 and the CPU suite runs them so; on the GPU
     # vLLM's "auto" dtype downcasts them to bf16 (the backends' fast path).
     llm_kwargs = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "max_num_seqs": 16}
+    def guarded(name: str, fn, *args) -> None:
+        # One step's failure is recorded; the steps after it still run.
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001
+            import traceback
+
+            s.step(f"{name}_error", {"error": f"{type(e).__name__}: {e}",
+                                     "traceback": traceback.format_exc()[-3000:]})
+
+    if "trained" in steps:
+        guarded("trained", trained, s, llm_kwargs)
     if "proof" in steps:
-        proof(s, tiny, llm_kwargs)
+        guarded("proof", proof, s, tiny, llm_kwargs)
     if "overrides" in steps:
-        overrides(s, tiny, llm_kwargs)
+        guarded("overrides", overrides, s, tiny, llm_kwargs)
     if "config" in steps:
         # register(), check, pre-flight and the speculative_config checks through
         # EngineArgs on this release: config level, no engine.

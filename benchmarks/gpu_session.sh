@@ -2,8 +2,11 @@
 # A whole GPU session's checks on a CUDA host that reaches no registry.
 # Before: the wheelhouse parts in $WH (../shared/gpu/README.md) and this package's
 # wheel plus pytest's in .gpu/pkg (see benchmarks/README.md for the staging calls).
-# usage: bash benchmarks/gpu_session.sh OUT [--only=proof,overrides,serve_sc,config,offline,serve,bench]
+# usage: bash benchmarks/gpu_session.sh OUT [--only=trained,proof,overrides,serve_sc,config,offline,serve,bench]
 # PKG: the folder with this package's wheel (default .gpu/pkg).
+# GSM8K_REQUESTS: lm-eval's GSM8K requests recorded on the CPU for the trained step
+#   (python -m vllm_peagle.tools.gsm8k record FILE --limit 30).
+# BENCH_BUDGET_S: seconds after which the bench starts no more engines.
 set -euo pipefail
 out=${1:?usage: gpu_session.sh OUT [--only=...]}
 shift
