@@ -87,24 +87,3 @@ def test_make_tiny_qwen3_pair(tiny_models):
     assert DRAFT_TENSORS | QK_NORMS | {"mask_hidden"} <= names
     # The Llama drafts carry no q/k norms.
     assert not QK_NORMS & tensor_names(tiny_models["peagle"])
-
-
-def test_ensure_tiny_reuses_a_build_and_redoes_a_stale_one(tmp_path):
-    from vllm_peagle.tools.tiny import ensure_tiny
-
-    out = str(tmp_path / "cache")
-    paths = ensure_tiny(out)
-    digest = tiny_digest(out)
-    stamp = os.path.join(out, "tiny.json")
-    mtime = os.path.getmtime(os.path.join(paths["peagle"], "model.safetensors"))
-    assert ensure_tiny(out) == paths
-    assert os.path.getmtime(os.path.join(paths["peagle"], "model.safetensors")) == mtime
-    with open(stamp) as f:
-        data = json.load(f)
-    data["format"] = -1  # a build by an older version of this package
-    with open(stamp, "w") as f:
-        json.dump(data, f)
-    ensure_tiny(out)
-    assert tiny_digest(out) == digest
-    with open(stamp) as f:
-        assert json.load(f)["format"] != -1

@@ -315,7 +315,7 @@ def _write_pair(tmp: str, final: str, prefix: str, arch: str, kinds: tuple[str, 
 # What make_tiny writes, by name.
 TINY_MODELS = ("target", "peagle", "eagle3", "qwen3-target", "qwen3-peagle")
 
-# Bump when the files make_tiny writes change, so cached builds are redone.
+# Recorded in tiny.json: bump when the files make_tiny writes change.
 TINY_FORMAT = 4
 
 
@@ -338,17 +338,3 @@ def tiny_digest(out_dir: str) -> str:
 def default_cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "vllm-peagle", "tiny")
-
-
-def ensure_tiny(out_dir: str | None = None, seed: int = 0) -> dict[str, str]:
-    """Build the tiny models into ``out_dir`` (default: the cache) unless a build
-    of this format and seed is already there."""
-    out_dir = os.path.abspath(out_dir or default_cache_dir())
-    try:
-        with open(os.path.join(out_dir, "tiny.json")) as f:
-            stamp = json.load(f)
-    except (OSError, ValueError):
-        stamp = {}
-    if all(stamp.get(k) == v for k, v in _stamp(seed, TinyShape()).items()):
-        return {n: os.path.join(out_dir, n) for n in TINY_MODELS}
-    return make_tiny(out_dir, seed=seed)
