@@ -15,7 +15,7 @@ A "decode step" is one engine step after the prefill: draft plus verify.  With
 dummy weights nearly every draft is rejected, so a step's cost is measured, not
 its yield; ``--rates`` turn step times into the projected speedup
 ``AL(K) * t_base / t_spec(K)`` with AL(K) = 1 + sum of the first K per-position
-acceptance rates.
+acceptance rates (for the K a rate set covers).
 
 The floor: the bytes one draft forward must read (its parameters: layers,
 ``fc``, the draft vocabulary's lm_head rows; plus its KV cache) over the
@@ -215,10 +215,14 @@ def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
     from vllm import LLM
 
     extra = {"speculative_config": {"num_speculative_tokens": k}} if k else {}
+    started = time.perf_counter()
     llm = LLM(model=model, load_format="dummy", skip_tokenizer_init=True, **extra,
               max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
               enforce_eager=args.enforce_eager, max_num_seqs=max(batch_sizes),
               seed=0)
+    # Engine start-up (load, compile or compile-cache hit, CUDA graphs): shows
+    # whether later K values of one draft reuse the first one's compiled graphs.
+    startup_s = time.perf_counter() - started
     spec = llm.llm_engine.vllm_config.speculative_config
     rows = []
     for bs in batch_sizes:
@@ -234,6 +238,7 @@ def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
             "resolved_method": spec.method if spec else None,
             "parallel_drafting": bool(getattr(spec, "parallel_drafting", False)) if spec else None,
             "num_speculative_tokens": spec.num_speculative_tokens if spec else 0,
+            "startup_s": startup_s,
         })
         print(f"  {method:7s} L={draft_layers} K={k} bs={bs}: {rows[-1]['ms_per_step']:.3f} ms/step "
               f"(runs {', '.join(f'{m:.3f}' for m in ms)})", flush=True)
@@ -281,7 +286,9 @@ def summarize(rows: list[dict[str, Any]], rate_sets: dict[str, dict[str, tuple]]
             r["overhead_over_floor"] = r["overhead_ms"] / r["floor_ms"]
         r["speedup_projected"] = {}
         for name, rates in rate_sets.items():
-            if r["method"] in rates:
+            # Only where the set has a rate for every position up to K: past its
+            # last position the acceptance is unknown, not zero.
+            if r["method"] in rates and r["k"] <= len(rates[r["method"]]):
                 al = acceptance_len(rates[r["method"]], r["k"])
                 r["speedup_projected"][name] = al * t0 / r["ms_per_step"]
     summary: dict[str, Any] = {}
@@ -310,6 +317,24 @@ def summarize(rows: list[dict[str, Any]], rate_sets: dict[str, dict[str, tuple]]
                     s[f"{key}_best_speedup_{name}"] = best["speedup_projected"][name]
         summary[f"bs{bs}"] = s
     return summary
+
+
+def startup_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Engine start-up per draft, in the order the engines started: the first
+    engine compiles the draft, later K values of the same draft can load it
+    from vLLM's compile cache (K is not in its key)."""
+    engines: dict[str, list[float]] = {}
+    seen = set()
+    for r in rows:
+        engine = (r["method"], r.get("draft_layers", 0), r["k"])
+        if engine in seen:
+            continue  # one row per batch size, one start-up per engine
+        seen.add(engine)
+        key = r["method"] if r["method"] == "none" else f"{r['method']}_l{r['draft_layers']}"
+        engines.setdefault(key, []).append(r["startup_s"])
+    return {key: {"first_s": times[0], "later_median_s":
+                  statistics.median(times[1:]) if len(times) > 1 else None,
+                  "engines": len(times)} for key, times in engines.items()}
 
 
 def format_table(rows: list[dict[str, Any]], rate_names: list[str] | None = None) -> str:
@@ -452,7 +477,8 @@ def run_bench(args) -> int:
         # After every engine: a sweep cut short still leaves its numbers.
         meta["wall_s"] = time.time() - started
         result = {"meta": meta, "rows": rows,
-                  "summary": summarize(rows, rate_sets, shape, decode_context(args))}
+                  "summary": summarize(rows, rate_sets, shape, decode_context(args)),
+                  "startup": startup_summary(rows)}
         with open(json_path, "w") as f:
             json.dump(result, f, indent=2)
         return result
@@ -485,6 +511,11 @@ def run_bench(args) -> int:
     print(format_table(rows, list(rate_sets)))
     for key, s in result["summary"].items():
         print(f"{key}: " + ", ".join(f"{k}={v:.4g}" for k, v in s.items()))
+    for key, s in result["startup"].items():
+        later = (f", later K median {s['later_median_s']:.1f} s" if s["later_median_s"]
+                 is not None else "")
+        print(f"engine start-up, {key}: first {s['first_s']:.1f} s{later} "
+              f"({s['engines']} engines)")
     try:
         plot(rows, os.path.join(args.out, "bench.png"),
              _title(args.shape, meta["device"], meta["vllm_version"], vocab))
