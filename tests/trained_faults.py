@@ -30,7 +30,8 @@ def wrong_mask_token_id(draft_dir: str) -> int:
     return tok.encode("Answer").ids[0]
 
 
-def write_faulty_drafts(peagle_dir: str, out_dir: str) -> dict[str, str]:
+def write_faulty_drafts(peagle_dir: str, out_dir: str, prefix: str = "") -> dict[str, str]:
+    """The three faults of the draft in ``peagle_dir``, named ``prefix + fault``."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -51,10 +52,10 @@ def write_faulty_drafts(peagle_dir: str, out_dir: str) -> dict[str, str]:
             cfg["speculators_config"]["algorithm"] = "eagle3"
             del cfg["mask_token_id"]
             del weights["mask_hidden"]
-        d = os.path.join(out_dir, fault)
+        d = os.path.join(out_dir, prefix + fault)
         os.makedirs(d)
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
         save_file(weights, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
-        paths[fault] = d
+        paths[prefix + fault] = d
     return paths

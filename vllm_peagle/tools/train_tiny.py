@@ -55,7 +55,9 @@ from dataclasses import asdict, dataclass, replace
 # there (relative to the repository root; ensure_trained_tiny writes absolute paths).
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAINED_DIR = os.path.join(PACKAGE_DIR, "trained_tiny")
-TRAINED_MODELS = ("target", "peagle", "eagle3")
+# Each committed draft and the target it was trained against.
+TRAINED_DRAFTS = {"peagle": "target", "eagle3": "target", "qwen3-peagle": "qwen3-target"}
+TRAINED_MODELS = ("target", "peagle", "eagle3", "qwen3-target", "qwen3-peagle")
 
 
 @dataclass(frozen=True)

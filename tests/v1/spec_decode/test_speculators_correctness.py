@@ -77,6 +77,8 @@ OFFLINE_CONFIGS = [
 # the hub tier's.
 TRAINED_PEAGLE_LEN, TRAINED_PEAGLE_RATES = 1.994, (0.526, 0.234, 0.137, 0.097)
 TRAINED_EAGLE3_LEN, TRAINED_EAGLE3_RATES = 2.145, (0.522, 0.285, 0.204, 0.135)
+# The Qwen3 pair (qwen3-target, qwen3-peagle; 2026-11-28), measured the same way.
+TRAINED_QWEN3_PEAGLE_LEN, TRAINED_QWEN3_PEAGLE_RATES = 2.720, (0.725, 0.452, 0.331, 0.213)
 TRAINED_CONFIGS = [
     SpeculatorTestConfig(
         model_path="trained:peagle", method="eagle3", display_name="trained-peagle",
@@ -90,6 +92,12 @@ TRAINED_CONFIGS = [
         expected_acceptance_len=TRAINED_EAGLE3_LEN, acceptance_len_rtol=0.15,
         expected_per_pos_acceptance_rates=TRAINED_EAGLE3_RATES, per_pos_rtol=0.15,
         parallel_drafting=False),
+    SpeculatorTestConfig(
+        model_path="trained:qwen3-peagle", method="eagle3", display_name="trained-qwen3-peagle",
+        expected_gsm8k_accuracy=None, accuracy_rtol=0.0,
+        expected_acceptance_len=TRAINED_QWEN3_PEAGLE_LEN, acceptance_len_rtol=0.15,
+        expected_per_pos_acceptance_rates=TRAINED_QWEN3_PEAGLE_RATES, per_pos_rtol=0.15,
+        parallel_drafting=True),
 ]
 OFFLINE_CONFIGS += TRAINED_CONFIGS
 
@@ -141,8 +149,11 @@ def _offline(config: SpeculatorTestConfig, request) -> tuple[dict, dict, str]:
     engine_run = request.getfixturevalue("engine_run")
     source, kind = config.model_path.split(":", 1)
     if source == "trained":
+        from vllm_peagle.tools.train_tiny import TRAINED_DRAFTS
+
         draft = request.getfixturevalue("trained_models")[kind]
-        return engine_run(f"trained-{kind}"), engine_run("trained-target"), draft
+        return (engine_run(f"trained-{kind}"), engine_run(f"trained-{TRAINED_DRAFTS[kind]}"),
+                draft)
     draft = request.getfixturevalue("tiny_models")[kind]
     return engine_run(f"{kind}-auto"), engine_run("target"), draft
 
@@ -235,22 +246,25 @@ def figure_problems(config: SpeculatorTestConfig, stats: dict) -> list[str]:
 
 
 @pytest.mark.engine
+@pytest.mark.parametrize("draft", ["peagle", "qwen3-peagle"])
 @pytest.mark.parametrize("fault", ["peagle-wrong-mask-token", "peagle-zero-mask-hidden",
                                    "peagle-sequential"])
-def test_trained_peagle_fault(fault, request):
-    """Each fault in PEagle's own path (tests/trained_faults.py) keeps position
-    1's rate, lowers every one of positions 2..K, loses a clear share of their
-    summed rate, and so fails the trained PEagle figures that
-    test_speculators_correctness checks.
+def test_trained_peagle_fault(fault, draft, request):
+    """Each fault in PEagle's own path (tests/trained_faults.py), in each trained
+    PEagle draft, keeps position 1's rate, lowers every one of positions 2..K,
+    loses a clear share of their summed rate, and so fails the draft's figures
+    that test_speculators_correctness checks.
 
     Not "all of it": the intact draft guesses positions 2..K partly from the
-    context alone (on the CPU, 2026-11-25: a wrong mask token kept 63% of the
-    summed rate, a zeroed mask_hidden 53%, sequential drafting far less)."""
+    context alone (on the CPU, 2026-11-25, the Llama draft: a wrong mask token
+    kept 63% of the summed rate, a zeroed mask_hidden 53%, sequential drafting
+    far less)."""
     _require_gsm8k()
     engine_run = request.getfixturevalue("engine_run")
-    peagle = TRAINED_CONFIGS[0]
-    intact = gsm8k_stats(engine_run("trained-peagle"))
-    broken = gsm8k_stats(engine_run(f"trained-{fault}"))
+    peagle = next(c for c in TRAINED_CONFIGS if c.model_path == f"trained:{draft}")
+    prefix = draft[:-len("peagle")]
+    intact = gsm8k_stats(engine_run(f"trained-{draft}"))
+    broken = gsm8k_stats(engine_run(f"trained-{prefix}{fault}"))
     assert broken["num_drafts"] > 0
     good, bad = intact["per_pos_acceptance_rates"], broken["per_pos_acceptance_rates"]
     assert bad[0] == pytest.approx(good[0], rel=peagle.per_pos_rtol), "position 1 changed"
