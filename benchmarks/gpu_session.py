@@ -41,6 +41,7 @@ from vllm_peagle.tools.tiny import make_tiny  # noqa: E402
 class Session:
     def __init__(self, out: str, smoke: bool):
         self.out, self.smoke = out, smoke
+        self.started = time.time()
         os.makedirs(out, exist_ok=True)
         import vllm
         import torch
@@ -118,45 +119,41 @@ def overrides(s: Session, tiny: dict, llm_kwargs: dict) -> None:
 
 
 def trained(s: Session, llm_kwargs: dict) -> None:
-    """The trained tiny pair on GSM8K: lm-eval's requests recorded on the CPU
+    """The trained tiny pairs on GSM8K: lm-eval's requests recorded on the CPU
     (``python -m vllm_peagle.tools.gsm8k record``; this host has no lm-eval)
     and replayed, one batch as lm-eval sends it.  Per-position rates against
     the CPU figures of test_speculators_correctness.py, in the GPU's bf16 and
-    in float32."""
+    in float32 (the CPU figures' dtype).  No target-only runs: the CPU suite
+    checks greedy equality, and bf16 near-ties make GPU ids differ anyway."""
     from tests.v1.spec_decode.test_speculators_correctness import (TRAINED_CONFIGS,
                                                                    figure_problems)
     from vllm_peagle.tools.gsm8k import replay_scenario
-    from vllm_peagle.tools.train_tiny import ensure_trained_tiny
+    from vllm_peagle.tools.train_tiny import TRAINED_DRAFTS, ensure_trained_tiny
 
     with open(os.environ["GSM8K_REQUESTS"]) as f:
         recorded = json.load(f)
     paths = ensure_trained_tiny(os.path.join(s.out, "trained"))
     kw = dict(llm_kwargs, max_model_len=4096)
-    scenario = replay_scenario(recorded["requests"], paths["target"], kw["max_model_len"])
-    runs = [(c, "auto") for c in TRAINED_CONFIGS] + [(TRAINED_CONFIGS[0], "float32")]
-    base = {}
-    for config, dtype in runs:
-        kind = config.model_path.split(":", 1)[1]
-        llm = dict(kw, **({"dtype": dtype} if dtype != "auto" else {}))
-        if dtype not in base:
-            base[dtype] = run_isolated(dict(scenario, model=paths["target"], llm_kwargs=llm),
-                                       mode="auto")
-        r = run_isolated(dict(scenario, model=paths[kind], llm_kwargs=llm), mode="auto")
-        stats = r.get("stats") or {}
-        s.step(f"trained_{kind}_{dtype}", {
-            "ok": r["ok"], "error": r.get("error"), "dtype": dtype,
-            "requests": len(recorded["requests"]), "gsm8k_source": recorded["source"],
-            "speculative_config": r.get("speculative_config"),
-            "acceptance_len": stats.get("acceptance_len"),
-            "per_pos_acceptance_rates": stats.get("per_pos_acceptance_rates"),
-            "num_drafts": stats.get("num_drafts"),
-            "expected_acceptance_len": config.expected_acceptance_len,
-            "expected_per_pos_acceptance_rates": config.expected_per_pos_acceptance_rates,
-            "rtol": config.per_pos_rtol,
-            "outside_tolerance": figure_problems(config, stats) if r["ok"] else None,
-            "token_ids_equal_target_only": bool(
-                r["ok"] and base[dtype]["ok"] and r["token_ids"] == base[dtype]["token_ids"]),
-            "generate_s": r.get("generate_s"), "target_generate_s": base[dtype].get("generate_s")})
+    for dtype in ("auto", "float32"):
+        for config in TRAINED_CONFIGS:
+            kind = config.model_path.split(":", 1)[1]
+            scenario = replay_scenario(recorded["requests"], paths[TRAINED_DRAFTS[kind]],
+                                       kw["max_model_len"])
+            llm = dict(kw, **({"dtype": dtype} if dtype != "auto" else {}))
+            r = run_isolated(dict(scenario, model=paths[kind], llm_kwargs=llm), mode="auto")
+            stats = r.get("stats") or {}
+            s.step(f"trained_{kind}_{dtype}", {
+                "ok": r["ok"], "error": r.get("error"), "dtype": dtype,
+                "requests": len(recorded["requests"]), "gsm8k_source": recorded["source"],
+                "speculative_config": r.get("speculative_config"),
+                "acceptance_len": stats.get("acceptance_len"),
+                "per_pos_acceptance_rates": stats.get("per_pos_acceptance_rates"),
+                "num_drafts": stats.get("num_drafts"),
+                "expected_acceptance_len": config.expected_acceptance_len,
+                "expected_per_pos_acceptance_rates": config.expected_per_pos_acceptance_rates,
+                "rtol": config.per_pos_rtol,
+                "outside_tolerance": figure_problems(config, stats) if r["ok"] else None,
+                "generate_s": r.get("generate_s"), "startup_s": r.get("startup_s")})
 
 
 def pytest_tier(s: Session, files: list[str], name: str, env: dict) -> None:
@@ -174,29 +171,66 @@ def pytest_tier(s: Session, files: list[str], name: str, env: dict) -> None:
                               "tail": tail, "wall_s": time.time() - started})
 
 
-def bench(s: Session) -> None:
-    out = os.path.join(s.out, "bench")
+# The sweep's draft depths: one sweep each, on a GPU each where the host has two.
+BENCH_LAYERS = (1, 4)
+
+
+def gpu_count() -> int:
+    """GPUs on this host (nvidia-smi, so this process opens no CUDA context);
+    ``SESSION_GPUS`` sets it, e.g. to run the two-GPU plan's code on a CPU."""
+    if os.environ.get("SESSION_GPUS"):
+        return int(os.environ["SESSION_GPUS"])
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
+    except OSError:
+        return 0
+    return sum(line.startswith("GPU ") for line in listing.splitlines())
+
+
+def start_bench(s: Session, layers: tuple[int, ...], gpu: int | None = None) -> dict:
+    """Start ``vllm-peagle bench`` for ``layers`` in the background (on ``gpu``).
+    ``BENCH_BUDGET_S`` counts from the session's start: a sweep that starts
+    late gets what is left of it."""
+    tag = "bench" if gpu is None else "bench_l" + "_".join(map(str, layers))
+    budget = float(os.environ.get("BENCH_BUDGET_S", "0"))
+    left = max(1.0, budget - (time.time() - s.started)) if budget else 0
+    depths = [str(n) for n in layers]
     if s.smoke:
-        args = ["--shape", "tiny", "--ks", "1", "3", "--batch-sizes", "1", "2",
-                "--output-len", "16", "--repeats", "3", "--gpu-memory-utilization", "0.3"]
+        args = ["--shape", "tiny-qwen3", "--draft-vocab", "256", "--draft-layers", *depths,
+                "--ks", "1", "3", "--batch-sizes", "1", "2", "--output-len", "16",
+                "--repeats", "2", "--gpu-memory-utilization", "0.3"]
     else:
-        # Qwen3-8B with speculators' default 32k draft vocabulary, 1- and 4-layer
-        # drafts.  K outermost in this order: if the budget runs out, every draft
-        # and method has the same K values, spread over 1..8.
-        args = ["--shape", "qwen3-8b", "--draft-vocab", "32000", "--draft-layers", "1", "4",
+        # Qwen3-8B with speculators' default 32k draft vocabulary.  K outermost in
+        # this order: if the budget runs out, every draft and method has the same
+        # K values, spread over 1..8.
+        args = ["--shape", "qwen3-8b", "--draft-vocab", "32000", "--draft-layers", *depths,
                 "--ks", "1", "8", "4", "2", "6", "3", "5", "7", "--batch-sizes", "1", "8", "32",
-                "--output-len", "64", "--repeats", "3",
-                "--time-budget-s", os.environ.get("BENCH_BUDGET_S", "0")]
-    log = os.path.join(s.out, "bench.log")
-    with open(log, "w") as f:
-        proc = subprocess.run([sys.executable, "-m", "vllm_peagle.tools.cli", "bench", *args,
-                               "--out", out], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
-    result = {"returncode": proc.returncode, "command": "vllm-peagle bench " + " ".join(args)}
-    path = os.path.join(out, "bench.json")
+                "--output-len", "64", "--repeats", "3"]
+    args += ["--time-budget-s", f"{left:.0f}"]
+    env = dict(os.environ)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    log = open(os.path.join(s.out, f"{tag}.log"), "w")
+    proc = subprocess.Popen([sys.executable, "-m", "vllm_peagle.tools.cli", "bench", *args,
+                             "--out", os.path.join(s.out, tag)], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, env=env)
+    print(f"[{time.strftime('%H:%M:%S')}] {tag} started (GPU {gpu}, budget {left:.0f} s)",
+          flush=True)
+    return {"tag": tag, "proc": proc, "log": log, "gpu": gpu,
+            "command": "vllm-peagle bench " + " ".join(args)}
+
+
+def finish_bench(s: Session, job: dict) -> None:
+    returncode = job["proc"].wait()
+    job["log"].close()
+    result = {"returncode": returncode, "gpu": job["gpu"], "command": job["command"]}
+    path = os.path.join(s.out, job["tag"], "bench.json")
     if os.path.exists(path):
         with open(path) as f:
-            result["summary"] = json.load(f)["summary"]
-    s.step("bench", result)
+            bench = json.load(f)
+        result.update(summary=bench["summary"], startup=bench.get("startup"),
+                      skipped=bench["meta"].get("skipped"))
+    s.step(job["tag"], result)
 
 
 def table(s: Session) -> str:
@@ -236,10 +270,26 @@ def table(s: Session) -> str:
         r = st.get(key)
         if r:
             rows.append(f"| {key} | rc={r['returncode']}: {r['summary']} |")
-    b = st.get("bench", {}).get("summary")
-    if b:
-        for bs, v in b.items():
-            rows.append(f"| bench {bs} | " + ", ".join(f"{k}={x:.4g}" for k, x in v.items()) + " |")
+    for key, r in st.items():
+        if key.startswith("bench") and not key.endswith("_error"):
+            for bs, v in (r.get("summary") or {}).items():
+                # Per draft: median overhead over no speculation, its ratio to the
+                # floor, the best K with the published Qwen3-8B rates.
+                parts = [f"none {v['none_ms']:.3f} ms"]
+                for group in sorted(k[:-len("_overhead_vs_none")] for k in v
+                                    if k.endswith("_overhead_vs_none")):
+                    floor = v.get(f"{group}_overhead_over_floor_median")
+                    parts.append(f"{group} {v[f'{group}_overhead_vs_none']:+.1%}"
+                                 + (f" ({floor:.2f}x floor)" if floor is not None else "")
+                                 + f" best K {v.get(f'{group}_best_k_published-qwen3-8b', '-')}")
+                rows.append(f"| {key} {bs} | " + "; ".join(parts) + " |")
+            for name, v in (r.get("startup") or {}).items():
+                later = v["later_median_s"]
+                rows.append(f"| {key} start-up {name} | first {v['first_s']:.0f} s, later K "
+                            f"{'-' if later is None else f'{later:.0f} s'} "
+                            f"({v['engines']} engines) |")
+            if r.get("returncode"):
+                rows.append(f"| {key} | rc={r['returncode']} (see {key}.log) |")
     return "\n".join(rows)
 
 
@@ -266,6 +316,12 @@ def main() -> int:
             s.step(f"{name}_error", {"error": f"{type(e).__name__}: {e}",
                                      "traceback": traceback.format_exc()[-3000:]})
 
+    jobs = []
+    if "bench" in steps and gpu_count() >= 2 and len(BENCH_LAYERS) >= 2:
+        # Two GPUs: the first draft depth's sweep runs on GPU 0 from the start;
+        # the other steps, then the other depths' sweep, on GPU 1.
+        jobs.append(start_bench(s, BENCH_LAYERS[:1], gpu=0))
+        os.environ["CUDA_VISIBLE_DEVICES"] = "1"
     if "trained" in steps:
         guarded("trained", trained, s, llm_kwargs)
     if "proof" in steps:
@@ -288,7 +344,12 @@ def main() -> int:
         pytest_tier(s, ["tests/entrypoints/openai/test_serve_peagle.py"], "serve",
                     {"VLLM_PEAGLE_MODE": "auto"})
     if "bench" in steps:
-        bench(s)
+        if jobs:
+            jobs.append(start_bench(s, BENCH_LAYERS[1:], gpu=1))
+        else:
+            jobs.append(start_bench(s, BENCH_LAYERS))
+        for job in jobs:
+            finish_bench(s, job)
     print("\n" + table(s))
     return 0
 
