@@ -245,20 +245,31 @@ def figure_problems(config: SpeculatorTestConfig, stats: dict) -> list[str]:
     return problems
 
 
+# Each trained PEagle draft with the faults its figures catch.  Not the Qwen3
+# draft with another mask token: it tells mask positions by mask_hidden and
+# barely reads the mask token's embedding (on the CPU, 2026-11-28: positions
+# 2..K kept 95% of their summed rate, every one within the figures' tolerance),
+# so acceptance cannot show that fault there; the Llama draft's test does.
+TRAINED_FAULTS = [
+    *[("peagle", f) for f in ("peagle-wrong-mask-token", "peagle-zero-mask-hidden",
+                              "peagle-sequential")],
+    *[("qwen3-peagle", f) for f in ("peagle-zero-mask-hidden", "peagle-sequential")],
+]
+
+
 @pytest.mark.engine
-@pytest.mark.parametrize("draft", ["peagle", "qwen3-peagle"])
-@pytest.mark.parametrize("fault", ["peagle-wrong-mask-token", "peagle-zero-mask-hidden",
-                                   "peagle-sequential"])
-def test_trained_peagle_fault(fault, draft, request):
-    """Each fault in PEagle's own path (tests/trained_faults.py), in each trained
-    PEagle draft, keeps position 1's rate, lowers every one of positions 2..K,
-    loses a clear share of their summed rate, and so fails the draft's figures
-    that test_speculators_correctness checks.
+@pytest.mark.parametrize("draft,fault", TRAINED_FAULTS,
+                         ids=[f"{d}:{f.removeprefix('peagle-')}" for d, f in TRAINED_FAULTS])
+def test_trained_peagle_fault(draft, fault, request):
+    """Each fault in PEagle's own path (tests/trained_faults.py) keeps position
+    1's rate, lowers every one of positions 2..K, loses a clear share of their
+    summed rate, and so fails the draft's figures that
+    test_speculators_correctness checks.
 
     Not "all of it": the intact draft guesses positions 2..K partly from the
-    context alone (on the CPU, 2026-11-25, the Llama draft: a wrong mask token
-    kept 63% of the summed rate, a zeroed mask_hidden 53%, sequential drafting
-    far less)."""
+    context alone (on the CPU: the Llama draft with a wrong mask token kept 63%
+    of the summed rate, with a zeroed mask_hidden 53%; the Qwen3 draft with a
+    zeroed mask_hidden 34%; sequential drafting far less in both)."""
     _require_gsm8k()
     engine_run = request.getfixturevalue("engine_run")
     peagle = next(c for c in TRAINED_CONFIGS if c.model_path == f"trained:{draft}")
