@@ -11,9 +11,12 @@
    ways of giving a PEagle draft, ``--speculative-config``);
 4. ``vllm-peagle bench`` (only with ``--only=...,bench``): the decode-step sweep
    (Qwen3-8B shape, 32k draft vocabulary, 1- and 4-layer drafts, K 1..8, batch
-   1/8/32), within ``BENCH_BUDGET_S`` seconds;
-5. the trained tiny pair (only with ``--only=...,trained``): per-position
+   1/8/32), no engine started ``BENCH_BUDGET_S`` seconds after the session's start;
+5. the trained tiny pairs (only with ``--only=...,trained``): per-position
    acceptance on GSM8K against the CPU figures (``GSM8K_REQUESTS``).
+
+On a host with two GPUs and the sweep asked for, the 1-layer sweep runs on GPU 0
+from the start and every other step, then the 4-layer sweep, on GPU 1.
 
 Writes ``OUT/gpu_session.json`` after every step and prints a short table last.
 usage: python benchmarks/gpu_session.py OUT [--smoke]
