@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from vllm_peagle.tools.bench import (BenchShape, acceptance_len, draft_param_bytes, floor_ms,
-                                     summarize, target_param_bytes)
+                                     startup_summary, summarize, target_param_bytes)
 
 
 def test_floor_arithmetic():
@@ -62,6 +62,21 @@ def test_projection_arithmetic():
     assert s["peagle_l1_best_k_set"] == 3
     # Eagle3 K=1: 1.6 * 10 / 11 = 1.455 beats K=3: 2.0 * 10 / 14 = 1.429.
     assert s["eagle3_l1_best_k_set"] == 1
+
+
+def test_startup_summary_counts_each_engine_once():
+    # Two batch sizes per engine (two rows, one start-up); the first PEagle
+    # engine compiled (10 s), the later K of the same draft did not (4 s, 6 s).
+    def rows(method, k, layers, startup):
+        return [{"method": method, "k": k, "draft_layers": layers, "batch_size": bs,
+                 "startup_s": startup} for bs in (1, 8)]
+    s = startup_summary(rows("none", 0, 0, 7.0) + rows("peagle", 1, 1, 10.0)
+                        + rows("eagle3", 1, 1, 9.0) + rows("peagle", 8, 1, 4.0)
+                        + rows("peagle", 4, 1, 6.0) + rows("peagle", 1, 4, 12.0))
+    assert s["none"] == {"first_s": 7.0, "later_median_s": None, "engines": 1}
+    assert s["peagle_l1"] == {"first_s": 10.0, "later_median_s": 5.0, "engines": 3}
+    assert s["eagle3_l1"]["engines"] == 1
+    assert s["peagle_l4"] == {"first_s": 12.0, "later_median_s": None, "engines": 1}
 
 
 @pytest.mark.engine
