@@ -46,13 +46,13 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def trained_models(tmp_path_factory) -> dict[str, str]:
     """The committed trained tiny models, and each trained PEagle draft (Llama,
-    Qwen3) broken three ways (``tests/trained_faults.py``)."""
-    from tests.trained_faults import write_faulty_drafts
+    Qwen3) broken in the ways ``tests/trained_faults.py`` lists for it."""
+    from tests.trained_faults import TRAINED_FAULTS, write_faulty_drafts
 
     paths = ensure_trained_tiny(str(tmp_path_factory.mktemp("trained") / "models"))
-    faults = str(tmp_path_factory.mktemp("trained-faults"))
-    for prefix in ("", "qwen3-"):
-        paths |= write_faulty_drafts(paths[f"{prefix}peagle"], faults, prefix)
+    out = str(tmp_path_factory.mktemp("trained-faults"))
+    for draft, faults in TRAINED_FAULTS.items():
+        paths |= write_faulty_drafts(paths[draft], out, draft[:-len("peagle")], faults)
     return paths
 
 
