@@ -204,8 +204,8 @@ def start_bench(s: Session, layers: tuple[int, ...], gpu: int | None = None) -> 
                 "--repeats", "2", "--gpu-memory-utilization", "0.3"]
     else:
         # Qwen3-8B with speculators' default 32k draft vocabulary.  K outermost in
-        # this order: if the budget runs out, every draft and method has the same
-        # K values, spread over 1..8.
+        # this order: if the budget runs out, every draft and method of this sweep
+        # has the same K values, spread over 1..8.
         args = ["--shape", "qwen3-8b", "--draft-vocab", "32000", "--draft-layers", *depths,
                 "--ks", "1", "8", "4", "2", "6", "3", "5", "7", "--batch-sizes", "1", "8", "32",
                 "--output-len", "64", "--repeats", "3"]
