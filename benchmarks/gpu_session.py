@@ -15,8 +15,10 @@
 5. the trained tiny pairs (only with ``--only=...,trained``): per-position
    acceptance on GSM8K against the CPU figures (``GSM8K_REQUESTS``).
 
-On a host with two GPUs and the sweep asked for, the 1-layer sweep runs on GPU 0
-from the start and every other step, then the 4-layer sweep, on GPU 1.
+With the sweep asked for on a host with several GPUs, the sweep is split into
+one job per GPU (per draft depth and method on four GPUs, per depth on two; see
+``bench_jobs``), each on its own share of the CPUs: every job but the last starts
+at once, and every other step, then the last job, runs on the last GPU.
 
 Writes ``OUT/gpu_session.json`` after every step and prints a short table last.
 usage: python benchmarks/gpu_session.py OUT [--smoke]
@@ -174,13 +176,14 @@ def pytest_tier(s: Session, files: list[str], name: str, env: dict) -> None:
                               "tail": tail, "wall_s": time.time() - started})
 
 
-# The sweep's draft depths: one sweep each, on a GPU each where the host has two.
+# The sweep: draft depths and speculative methods.
 BENCH_LAYERS = (1, 4)
+BENCH_METHODS = ("peagle", "eagle3")
 
 
 def gpu_count() -> int:
     """GPUs on this host (nvidia-smi, so this process opens no CUDA context);
-    ``SESSION_GPUS`` sets it, e.g. to run the two-GPU plan's code on a CPU."""
+    ``SESSION_GPUS`` sets it, e.g. to run a multi-GPU plan's code on a CPU."""
     if os.environ.get("SESSION_GPUS"):
         return int(os.environ["SESSION_GPUS"])
     try:
@@ -190,43 +193,129 @@ def gpu_count() -> int:
     return sum(line.startswith("GPU ") for line in listing.splitlines())
 
 
-def start_bench(s: Session, layers: tuple[int, ...], gpu: int | None = None) -> dict:
-    """Start ``vllm-peagle bench`` for ``layers`` in the background (on ``gpu``).
-    ``BENCH_BUDGET_S`` counts from the session's start: a sweep that starts
-    late gets what is left of it."""
-    tag = "bench" if gpu is None else "bench_l" + "_".join(map(str, layers))
+def bench_jobs(gpus: int) -> list[dict]:
+    """The sweep split into one job per GPU, each a ``vllm-peagle bench`` process
+    with its own no-speculation engine (a job's ratios all come from one GPU):
+    one job per draft depth and method where the host has a GPU for each, one per
+    depth where it has one per depth, else one job for all."""
+    if gpus >= len(BENCH_LAYERS) * len(BENCH_METHODS):
+        return [{"layers": (n,), "methods": (m,)} for n in BENCH_LAYERS for m in BENCH_METHODS]
+    if gpus >= len(BENCH_LAYERS):
+        return [{"layers": (n,), "methods": BENCH_METHODS} for n in BENCH_LAYERS]
+    return [{"layers": BENCH_LAYERS, "methods": BENCH_METHODS}]
+
+
+def parse_cpulist(text: str) -> set[int]:
+    """A kernel cpulist (``0-15,32-47``) as a set."""
+    cpus: set[int] = set()
+    for part in text.strip().split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def _gpu_local_cpus(n: int) -> list[set[int]] | None:
+    """The CPUs of each GPU's NUMA node (sysfs ``local_cpulist``), or None."""
+    try:
+        ids = subprocess.run(["nvidia-smi", "--query-gpu=pci.bus_id", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30).stdout.split()
+        local = []
+        for bus_id in ids[:n]:
+            # nvidia-smi writes an 8-digit PCI domain, sysfs a 4-digit one.
+            with open(f"/sys/bus/pci/devices/{bus_id[-12:].lower()}/local_cpulist") as f:
+                local.append(parse_cpulist(f.read()))
+        return local if len(local) == n else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def cpu_slices(n: int, allowed: set[int], local: list[set[int]] | None = None
+               ) -> list[set[int] | None]:
+    """Disjoint CPU sets for ``n`` concurrent jobs, the i-th for GPU i: so that one
+    job's engine start-up (compilation) does not slow another job's timed steps.
+    GPUs on one NUMA node share its allowed CPUs evenly; without NUMA information
+    the allowed CPUs are split in order.  Fewer than two CPUs a job: no pinning."""
+    if n < 2:
+        return [None] * n
+    groups: dict[frozenset, list[int]] = {}
+    if local and all(len(c & allowed) >= 2 for c in local):
+        for gpu, cpus in enumerate(local):
+            groups.setdefault(frozenset(c for c in cpus if c in allowed), []).append(gpu)
+        # The split below must be disjoint across nodes too.
+        nodes = list(groups)
+        if any(a & b for i, a in enumerate(nodes) for b in nodes[i + 1:]):
+            groups = {}
+    if not groups:
+        groups = {frozenset(allowed): list(range(n))}
+    slices: list[set[int] | None] = [None] * n
+    for cpus, gpus in groups.items():
+        ordered = sorted(cpus)
+        size = len(ordered) // len(gpus)
+        if size < 2:
+            return [None] * n
+        for i, gpu in enumerate(gpus):
+            slices[gpu] = set(ordered[i * size:(i + 1) * size])
+    return slices
+
+
+def _cpulist(cpus: set[int] | None) -> str | None:
+    """The kernel's short form of a CPU set (``0-15,32-47``), for the results."""
+    if not cpus:
+        return None
+    runs: list[list[int]] = []
+    for c in sorted(cpus):
+        if runs and c == runs[-1][1] + 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def start_bench(s: Session, job: dict, gpu: int | None = None,
+                cpus: set[int] | None = None) -> dict:
+    """Start ``vllm-peagle bench`` for one job in the background (on ``gpu``, its
+    engines on ``cpus``).  ``BENCH_BUDGET_S`` counts from the session's start: a
+    job that starts late gets what is left of it."""
+    layers, methods = job["layers"], job["methods"]
+    tag = ("bench" if gpu is None else "bench_l" + "_".join(map(str, layers))
+           + ("_" + methods[0] if len(methods) == 1 else ""))
     budget = float(os.environ.get("BENCH_BUDGET_S", "0"))
     left = max(1.0, budget - (time.time() - s.started)) if budget else 0
     depths = [str(n) for n in layers]
     if s.smoke:
+        # CPU engines take gpu_memory_utilization as a share of host memory.
         args = ["--shape", "tiny-qwen3", "--draft-vocab", "256", "--draft-layers", *depths,
                 "--ks", "1", "3", "--batch-sizes", "1", "2", "--output-len", "16",
-                "--repeats", "2", "--gpu-memory-utilization", "0.3"]
+                "--repeats", "2", "--gpu-memory-utilization",
+                f"{min(0.3, 0.6 / len(bench_jobs(gpu_count()))):.2f}"]
     else:
         # Qwen3-8B with speculators' default 32k draft vocabulary.  K outermost in
-        # this order: if the budget runs out, every draft and method of this sweep
+        # this order: if the budget runs out, every draft and method of this job
         # has the same K values, spread over 1..8.
         args = ["--shape", "qwen3-8b", "--draft-vocab", "32000", "--draft-layers", *depths,
                 "--ks", "1", "8", "4", "2", "6", "3", "5", "7", "--batch-sizes", "1", "8", "32",
                 "--output-len", "64", "--repeats", "3"]
-    args += ["--time-budget-s", f"{left:.0f}"]
+    args += ["--methods", "none", *methods, "--time-budget-s", f"{left:.0f}"]
     env = dict(os.environ)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     log = open(os.path.join(s.out, f"{tag}.log"), "w")
     proc = subprocess.Popen([sys.executable, "-m", "vllm_peagle.tools.cli", "bench", *args,
                              "--out", os.path.join(s.out, tag)], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, env=env)
-    print(f"[{time.strftime('%H:%M:%S')}] {tag} started (GPU {gpu}, budget {left:.0f} s)",
-          flush=True)
-    return {"tag": tag, "proc": proc, "log": log, "gpu": gpu,
+                            stderr=subprocess.STDOUT, env=env,
+                            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+    print(f"[{time.strftime('%H:%M:%S')}] {tag} started (GPU {gpu}, CPUs {_cpulist(cpus)}, "
+          f"budget {left:.0f} s)", flush=True)
+    return {"tag": tag, "proc": proc, "log": log, "gpu": gpu, "cpus": _cpulist(cpus),
             "command": "vllm-peagle bench " + " ".join(args)}
 
 
 def finish_bench(s: Session, job: dict) -> None:
     returncode = job["proc"].wait()
     job["log"].close()
-    result = {"returncode": returncode, "gpu": job["gpu"], "command": job["command"]}
+    result = {"returncode": returncode, "gpu": job["gpu"], "cpus": job["cpus"],
+              "command": job["command"]}
     path = os.path.join(s.out, job["tag"], "bench.json")
     if os.path.exists(path):
         with open(path) as f:
@@ -319,12 +408,17 @@ def main() -> int:
             s.step(f"{name}_error", {"error": f"{type(e).__name__}: {e}",
                                      "traceback": traceback.format_exc()[-3000:]})
 
+    plan = bench_jobs(gpu_count()) if "bench" in steps else []
+    slices = cpu_slices(len(plan), os.sched_getaffinity(0), _gpu_local_cpus(len(plan)))
     jobs = []
-    if "bench" in steps and gpu_count() >= 2 and len(BENCH_LAYERS) >= 2:
-        # Two GPUs: the first draft depth's sweep runs on GPU 0 from the start;
-        # the other steps, then the other depths' sweep, on GPU 1.
-        jobs.append(start_bench(s, BENCH_LAYERS[:1], gpu=0))
-        os.environ["CUDA_VISIBLE_DEVICES"] = "1"
+    if len(plan) >= 2:
+        # A GPU per job: every job but the last starts now on GPUs 0..; the other
+        # steps, then the last job, run on the last GPU and its CPUs.
+        for gpu, job in enumerate(plan[:-1]):
+            jobs.append(start_bench(s, job, gpu, slices[gpu]))
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(len(plan) - 1)
+        if slices[-1]:
+            os.sched_setaffinity(0, slices[-1])
     if "trained" in steps:
         guarded("trained", trained, s, llm_kwargs)
     if "proof" in steps:
@@ -347,10 +441,10 @@ def main() -> int:
         pytest_tier(s, ["tests/entrypoints/openai/test_serve_peagle.py"], "serve",
                     {"VLLM_PEAGLE_MODE": "auto"})
     if "bench" in steps:
-        if jobs:
-            jobs.append(start_bench(s, BENCH_LAYERS[1:], gpu=1))
+        if len(plan) >= 2:
+            jobs.append(start_bench(s, plan[-1], len(plan) - 1, slices[-1]))
         else:
-            jobs.append(start_bench(s, BENCH_LAYERS))
+            jobs.append(start_bench(s, plan[0]))
         for job in jobs:
             finish_bench(s, job)
     print("\n" + table(s))

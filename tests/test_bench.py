@@ -80,6 +80,78 @@ def test_startup_summary_counts_each_engine_once():
 
 
 @pytest.mark.engine
+def test_replot_merges_runs_each_with_its_own_baseline(tmp_path, capsys):
+    from vllm_peagle.tools.bench import SHAPES, replot
+
+    def run(name, method, none_ms, ms, shape="tiny"):
+        rows = [{"method": "none", "k": 0, "batch_size": 1, "ms_per_step": none_ms},
+                {"method": method, "k": 2, "batch_size": 1, "ms_per_step": ms,
+                 "draft_layers": 1, "draft_vocab": 256}]
+        summarize(rows, {}, SHAPES[shape], 40)
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"meta": {"shape": shape, "draft_vocab": 256, "device": "cpu",
+                                             "vllm_version": "0"}, "rows": rows}))
+        return str(path)
+
+    # Two jobs of a split sweep: PEagle with a 1.0 ms baseline, Eagle3 with 1.1 ms.
+    a, b = run("a", "peagle", 1.0, 1.2), run("b", "eagle3", 1.1, 2.2)
+    assert replot([a, b], str(tmp_path / "merged")) == 0
+    table = capsys.readouterr().out
+    assert "| peagle | 1 | 2 | 1 | 1.200 | 1.200 |" in table
+    # Eagle3's ratio is to its own run's baseline (2.2 / 1.1), not the first run's.
+    assert "| eagle3 | 1 | 2 | 1 | 2.200 | 2.000 |" in table
+    assert (tmp_path / "merged" / "bench.png").stat().st_size > 1000
+    # Runs of another shape, or no bench.json: one line naming the file, no plot.
+    other = run("c", "peagle", 1.0, 1.2, shape="tiny-qwen3")
+    assert replot([a, other], str(tmp_path / "bad")) == 2
+    assert other in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert replot([str(tmp_path / "missing.json")], str(tmp_path / "bad")) == 2
+    assert "missing.json: not a bench.json" in capsys.readouterr().err
+
+
+def _gpu_session():
+    """benchmarks/gpu_session.py, a script outside the package."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "benchmarks", "gpu_session.py")
+    spec = importlib.util.spec_from_file_location("gpu_session", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("gpus", [0, 1, 2, 3, 4, 8])
+def test_session_splits_the_sweep_over_the_gpus(gpus):
+    g = _gpu_session()
+    jobs = g.bench_jobs(gpus)
+    # Every draft depth and method is in exactly one job, and no job waits for a GPU.
+    covered = [(n, m) for job in jobs for n in job["layers"] for m in job["methods"]]
+    assert sorted(covered) == sorted((n, m) for n in (1, 4) for m in ("peagle", "eagle3"))
+    assert len(jobs) <= max(gpus, 1)
+    # One job per GPU, up to one per depth and method: a four-GPU host runs all
+    # four sweeps at once, a two-GPU host one per depth.
+    assert len(jobs) == {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 8: 4}[gpus]
+
+
+def test_session_pins_each_job_to_its_own_cpus():
+    g = _gpu_session()
+    assert g.parse_cpulist("0-3,8,10-11\n") == {0, 1, 2, 3, 8, 10, 11}
+    # Two NUMA nodes of 32 CPUs, two GPUs on each; the container has 16-47.
+    local = [set(range(32))] * 2 + [set(range(32, 64))] * 2
+    allowed = set(range(16, 48))
+    slices = g.cpu_slices(4, allowed, local)
+    for gpu, cpus in enumerate(slices):
+        assert len(cpus) >= 2 and cpus <= allowed & local[gpu]
+    assert sum(map(len, slices)) == len(set().union(*slices))  # disjoint
+    # Without NUMA information: the allowed CPUs in order, disjoint.
+    slices = g.cpu_slices(4, set(range(64)))
+    assert sum(map(len, slices)) == 64 == len(set().union(*slices))
+    # Too few CPUs to give each job two, or one job: no pinning.
+    assert g.cpu_slices(4, {0, 1}) == [None] * 4
+    assert g.cpu_slices(1, set(range(64))) == [None]
+
+
 def test_bench_runs_on_cpu_with_a_tiny_shape(tmp_path):
     out = tmp_path / "bench"
     env = dict(os.environ, VLLM_PEAGLE_MODE="force")

@@ -384,7 +384,9 @@ def plot(rows: list[dict[str, Any]], path: str, title: str) -> None:
                            label=f"no spec + PEagle {layers}-layer floor")
         base = [r["ms_per_step"] for r in mine if r["method"] == "none"]
         if base:
-            ax.axhline(base[0], linestyle="--", color="gray", linewidth=1, label="no spec")
+            # Runs merged by --replot each bring their own no-speculation engine.
+            ax.axhline(statistics.median(base), linestyle="--", color="gray", linewidth=1,
+                       label="no spec" + (f" (median of {len(base)})" if len(base) > 1 else ""))
         ax.set_title(f"batch {bs}", fontsize=10)
         ax.set_xlabel("K (draft tokens per step)")
         ax.set_ylabel("ms per decode step (median)")
@@ -422,8 +424,10 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eagle3-rates", type=float, nargs="+", default=None,
                    help="the same for Eagle3")
     p.add_argument("--out", default="bench-out", help="directory for bench.json and bench.png")
-    p.add_argument("--replot", metavar="BENCH_JSON", default=None,
-                   help="only redraw bench.png from an earlier run's bench.json")
+    p.add_argument("--replot", metavar="BENCH_JSON", nargs="+", default=None,
+                   help="only print the table and redraw bench.png of earlier runs: one "
+                        "bench.json (the png beside it), or several of one shape, e.g. "
+                        "the jobs of a split sweep (one plot in --out)")
 
 
 def rate_sets_of(args) -> dict[str, dict[str, tuple]]:
@@ -442,14 +446,7 @@ def decode_context(args) -> float:
 
 def run_bench(args) -> int:
     if args.replot:
-        with open(args.replot) as f:
-            result = json.load(f)
-        m = result["meta"]
-        png = os.path.join(os.path.dirname(args.replot), "bench.png")
-        plot(result["rows"], png, _title(m["shape"], m["device"], m["vllm_version"],
-                                         m.get("draft_vocab")))
-        print(f"wrote {png}")
-        return 0
+        return replot(args.replot, args.out)
     if (args.repeats < 1 or any(k < 1 for k in args.ks) or any(b < 1 for b in args.batch_sizes)
             or any(n < 1 for n in args.draft_layers) or args.draft_vocab < 0):
         print("bench: --repeats, --ks, --batch-sizes and --draft-layers must be positive, "
@@ -523,6 +520,38 @@ def run_bench(args) -> int:
         print("matplotlib is not installed: no bench.png; elsewhere run "
               f"`vllm-peagle bench --replot {json_path}`")
     print(f"wrote {json_path}")
+    return 0
+
+
+def replot(paths: list[str], out: str) -> int:
+    """The table and plot of earlier runs.  Each row keeps the ratios of its own
+    run (its own no-speculation engine); several runs must share shape and
+    draft vocabulary."""
+    results = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                results.append(json.load(f))
+            meta = results[-1]["meta"]
+            key = (meta["shape"], meta.get("draft_vocab"))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(f"bench: --replot {path}: not a bench.json ({type(e).__name__}: {e})",
+                  file=sys.stderr)
+            return 2
+        first = (results[0]["meta"]["shape"], results[0]["meta"].get("draft_vocab"))
+        if key != first:
+            print(f"bench: --replot {path}: shape {key[0]}, draft vocab {key[1]}, but "
+                  f"{paths[0]} has {first[0]}, {first[1]}; give runs of one shape",
+                  file=sys.stderr)
+            return 2
+    m = results[0]["meta"]
+    rows = [r for result in results for r in result["rows"]]
+    out_dir = os.path.dirname(paths[0]) if len(paths) == 1 else out
+    os.makedirs(out_dir or ".", exist_ok=True)
+    print(format_table(rows, list(m.get("rate_sets") or RATE_SETS)))
+    png = os.path.join(out_dir, "bench.png")
+    plot(rows, png, _title(m["shape"], m["device"], m["vllm_version"], m.get("draft_vocab")))
+    print(f"wrote {png}")
     return 0
 
 
