@@ -62,6 +62,10 @@ def test_projection_arithmetic():
     assert s["peagle_l1_best_k_set"] == 3
     # Eagle3 K=1: 1.6 * 10 / 11 = 1.455 beats K=3: 2.0 * 10 / 14 = 1.429.
     assert s["eagle3_l1_best_k_set"] == 1
+    # K=3 (1.429) is within 5% of K=1 (1.455): one run does not tell them apart.
+    assert s["eagle3_l1_near_best_ks_set"] == [1, 3]
+    # PEagle's K=7 has no projection, so it is not near the best either.
+    assert s["peagle_l1_near_best_ks_set"] == [3]
 
 
 def test_startup_summary_counts_each_engine_once():
@@ -100,6 +104,8 @@ def test_replot_merges_runs_each_with_its_own_baseline(tmp_path, capsys):
     assert "| peagle | 1 | 2 | 1 | 1.200 | 1.200 |" in table
     # Eagle3's ratio is to its own run's baseline (2.2 / 1.1), not the first run's.
     assert "| eagle3 | 1 | 2 | 1 | 2.200 | 2.000 |" in table
+    # And each run's summary on its own rows.
+    assert f"{b} bs1: none_ms=1.1, eagle3_l1_overhead_vs_none=1" in table
     assert (tmp_path / "merged" / "bench.png").stat().st_size > 1000
     # Runs of another shape, or no bench.json: one line naming the file, no plot.
     other = run("c", "peagle", 1.0, 1.2, shape="tiny-qwen3")
