@@ -219,7 +219,13 @@ def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
                ) -> list[dict[str, Any]]:
     from vllm import LLM
 
-    extra = {"speculative_config": {"num_speculative_tokens": k}} if k else {}
+    extra: dict[str, Any] = {"speculative_config": {"num_speculative_tokens": k}} if k else {}
+    if args.max_cudagraph_capture_size:
+        # vLLM derives the largest CUDA-graph capture size from K (max_num_seqs *
+        # (K + 1) * 2, up to 512) and keys its compile cache on the capture sizes:
+        # one fixed size lets the engines of every K share one compilation.
+        extra["compilation_config"] = {
+            "max_cudagraph_capture_size": args.max_cudagraph_capture_size}
     started = time.perf_counter()
     llm = LLM(model=model, load_format="dummy", skip_tokenizer_init=True, **extra,
               max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
@@ -427,6 +433,10 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-model-len", type=int, default=1024)
     p.add_argument("--gpu-memory-utilization", type=float, default=0.5)
     p.add_argument("--enforce-eager", action="store_true")
+    p.add_argument("--max-cudagraph-capture-size", type=int, default=0,
+                   help="the same largest CUDA-graph capture size for every K (e.g. 512), "
+                        "so that every K's engine can load the compiled graphs from vLLM's "
+                        "compile cache; 0 (default): vLLM's own, which grows with K")
     p.add_argument("--time-budget-s", type=float, default=0,
                    help="start no engine after this many seconds (0: no limit); the "
                         "configurations left out are listed in bench.json's meta.skipped")
@@ -460,9 +470,10 @@ def run_bench(args) -> int:
     if args.replot:
         return replot(args.replot, args.out)
     if (args.repeats < 1 or any(k < 1 for k in args.ks) or any(b < 1 for b in args.batch_sizes)
-            or any(n < 1 for n in args.draft_layers) or args.draft_vocab < 0):
+            or any(n < 1 for n in args.draft_layers) or args.draft_vocab < 0
+            or args.max_cudagraph_capture_size < 0):
         print("bench: --repeats, --ks, --batch-sizes and --draft-layers must be positive, "
-              "--draft-vocab >= 0", file=sys.stderr)
+              "--draft-vocab and --max-cudagraph-capture-size >= 0", file=sys.stderr)
         return 2
     import vllm
 
