@@ -182,6 +182,9 @@ def test_bench_runs_on_cpu_with_a_tiny_shape(tmp_path):
         assert len(runs) == 2 and min(runs) <= r["ms_per_step"] <= max(runs)
         # Step 0 (the prefill) is not a decode step; then at least one token a step.
         assert all(0 < steps <= 8 - 1 for steps in r["steps_per_run"])
+        # Per run: the median step and the longest one bracket the mean step.
+        for mean, median, longest in zip(runs, r["median_step_ms_runs"], r["max_step_ms_runs"]):
+            assert 0 < median <= longest and mean <= longest
     # Without speculation each decode step yields exactly one token.
     assert rows[("none", 0)]["steps_per_run"] == [8 - 1, 8 - 1]
     none_ms = rows[("none", 0)]["ms_per_step"]

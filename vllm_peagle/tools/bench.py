@@ -209,9 +209,13 @@ def time_decode_steps(llm: Any, batch_size: int, prompt_len: int, output_len: in
         outputs = engine.step()
         step_times.append(time.perf_counter() - t0)
         tokens += sum(len(o.outputs[0].token_ids) for o in outputs if o.finished)
-    decode = step_times[1:]  # step 0 is the prefill (the whole batch fits in one)
-    return {"ms_per_step": 1000 * sum(decode) / max(len(decode), 1),
-            "steps": len(decode), "tokens": tokens}
+    decode = step_times[1:] or [0.0]  # step 0 is the prefill (the whole batch fits in one)
+    # The mean is the figure (a step's cost as throughput sees it); the median and
+    # the longest step tell a stall in one step from a slower engine.
+    return {"ms_per_step": 1000 * sum(decode) / len(decode),
+            "median_step_ms": 1000 * statistics.median(decode),
+            "max_step_ms": 1000 * max(decode),
+            "steps": max(len(step_times) - 1, 0), "tokens": tokens}
 
 
 def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
@@ -245,6 +249,8 @@ def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
             "method": method, "k": k, "batch_size": bs, "draft_layers": draft_layers,
             "draft_vocab": draft_vocab,
             "ms_per_step": statistics.median(ms), "ms_per_step_runs": ms,
+            "median_step_ms_runs": [r["median_step_ms"] for r in runs],
+            "max_step_ms_runs": [r["max_step_ms"] for r in runs],
             "steps_per_run": [r["steps"] for r in runs],
             "resolved_method": spec.method if spec else None,
             "parallel_drafting": bool(getattr(spec, "parallel_drafting", False)) if spec else None,
