@@ -83,7 +83,6 @@ def test_startup_summary_counts_each_engine_once():
     assert s["peagle_l4"] == {"first_s": 12.0, "later_median_s": None, "engines": 1}
 
 
-@pytest.mark.engine
 def test_replot_merges_runs_each_with_its_own_baseline(tmp_path, capsys):
     from vllm_peagle.tools.bench import SHAPES, replot
 
@@ -158,6 +157,7 @@ def test_session_pins_each_job_to_its_own_cpus():
     assert g.cpu_slices(1, set(range(64))) == [None]
 
 
+@pytest.mark.engine
 def test_bench_runs_on_cpu_with_a_tiny_shape(tmp_path):
     out = tmp_path / "bench"
     env = dict(os.environ, VLLM_PEAGLE_MODE="force")

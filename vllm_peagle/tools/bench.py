@@ -124,7 +124,8 @@ def write_checkpoints(root: str, shape: BenchShape, k: int, draft_layers: int = 
     K.  vLLM's compile-cache key still changes with K: it holds the CUDA-graph
     capture sizes, whose largest is max_num_seqs * (K + 1) * 2 capped at 512
     (vllm/config/vllm.py, 0.21.0), so only K values that reach the cap share
-    compiled graphs (benchmarks/README.md: engine start-up)."""
+    compiled graphs, unless ``--max-cudagraph-capture-size`` fixes that size
+    (benchmarks/README.md: engine start-up)."""
     from vllm_peagle.tools.tiny import speculators_config
 
     target = write_target(root, shape)
