@@ -142,8 +142,9 @@ def test_session_splits_the_sweep_over_the_gpus(gpus):
 def test_session_pins_each_job_to_its_own_cpus():
     g = _gpu_session()
     assert g.parse_cpulist("0-3,8,10-11\n") == {0, 1, 2, 3, 8, 10, 11}
-    # Two NUMA nodes of 32 CPUs, two GPUs on each; the container has 16-47.
-    local = [set(range(32))] * 2 + [set(range(32, 64))] * 2
+    # Two NUMA nodes of 32 CPUs, GPUs 0 and 2 on the first, 1 and 3 on the second
+    # (splitting the CPUs in GPU order would cross nodes); the container has 16-47.
+    local = [set(range(32)), set(range(32, 64))] * 2
     allowed = set(range(16, 48))
     slices = g.cpu_slices(4, allowed, local)
     for gpu, cpus in enumerate(slices):
