@@ -44,6 +44,8 @@ def test_projection_arithmetic():
         {"method": "peagle", "k": 7, "batch_size": 1, "ms_per_step": 12.6},
         {"method": "eagle3", "k": 1, "batch_size": 1, "ms_per_step": 11.0},
         {"method": "eagle3", "k": 3, "batch_size": 1, "ms_per_step": 14.0},
+        # Far from the best: 1.9 * 10 / 20 = 0.95.
+        {"method": "eagle3", "k": 2, "batch_size": 1, "ms_per_step": 20.0},
     ]
     assert acceptance_len((0.5, 0.25, 0.125), 2) == pytest.approx(1.75)
     assert acceptance_len((0.5,), 3) == pytest.approx(1.5)  # rates beyond the list: 0
@@ -62,7 +64,8 @@ def test_projection_arithmetic():
     assert s["peagle_l1_best_k_set"] == 3
     # Eagle3 K=1: 1.6 * 10 / 11 = 1.455 beats K=3: 2.0 * 10 / 14 = 1.429.
     assert s["eagle3_l1_best_k_set"] == 1
-    # K=3 (1.429) is within 5% of K=1 (1.455): one run does not tell them apart.
+    # K=3 (1.429) is within 5% of K=1 (1.455): one run does not tell them apart;
+    # K=2 (0.95) is not.
     assert s["eagle3_l1_near_best_ks_set"] == [1, 3]
     # PEagle's K=7 has no projection, so it is not near the best either.
     assert s["peagle_l1_near_best_ks_set"] == [3]
