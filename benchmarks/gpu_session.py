@@ -273,10 +273,10 @@ def _cpulist(cpus: set[int] | None) -> str | None:
 
 
 def start_bench(s: Session, job: dict, gpu: int | None = None,
-                cpus: set[int] | None = None) -> dict:
+                cpus: set[int] | None = None, concurrent: int = 1) -> dict:
     """Start ``vllm-peagle bench`` for one job in the background (on ``gpu``, its
-    engines on ``cpus``).  ``BENCH_BUDGET_S`` counts from the session's start: a
-    job that starts late gets what is left of it."""
+    engines on ``cpus``; ``concurrent`` jobs in all).  ``BENCH_BUDGET_S`` counts
+    from the session's start: a job that starts late gets what is left of it."""
     layers, methods = job["layers"], job["methods"]
     tag = ("bench" if gpu is None else "bench_l" + "_".join(map(str, layers))
            + ("_" + methods[0] if len(methods) == 1 else ""))
@@ -288,7 +288,7 @@ def start_bench(s: Session, job: dict, gpu: int | None = None,
         args = ["--shape", "tiny-qwen3", "--draft-vocab", "256", "--draft-layers", *depths,
                 "--ks", "1", "3", "--batch-sizes", "1", "2", "--output-len", "16",
                 "--repeats", "2", "--gpu-memory-utilization",
-                f"{min(0.3, 0.6 / len(bench_jobs(gpu_count()))):.2f}"]
+                f"{min(0.3, 0.6 / concurrent):.2f}"]
     else:
         # Qwen3-8B with speculators' default 32k draft vocabulary.  K outermost in
         # this order: if the budget runs out, every draft and method of this job
@@ -411,13 +411,13 @@ def main() -> int:
                                      "traceback": traceback.format_exc()[-3000:]})
 
     plan = bench_jobs(gpu_count()) if "bench" in steps else []
-    slices = cpu_slices(len(plan), os.sched_getaffinity(0), _gpu_local_cpus(len(plan)))
     jobs = []
     if len(plan) >= 2:
+        slices = cpu_slices(len(plan), os.sched_getaffinity(0), _gpu_local_cpus(len(plan)))
         # A GPU per job: every job but the last starts now on GPUs 0..; the other
         # steps, then the last job, run on the last GPU and its CPUs.
         for gpu, job in enumerate(plan[:-1]):
-            jobs.append(start_bench(s, job, gpu, slices[gpu]))
+            jobs.append(start_bench(s, job, gpu, slices[gpu], len(plan)))
         os.environ["CUDA_VISIBLE_DEVICES"] = str(len(plan) - 1)
         if slices[-1]:
             os.sched_setaffinity(0, slices[-1])
@@ -444,7 +444,7 @@ def main() -> int:
                     {"VLLM_PEAGLE_MODE": "auto"})
     if "bench" in steps:
         if len(plan) >= 2:
-            jobs.append(start_bench(s, plan[-1], len(plan) - 1, slices[-1]))
+            jobs.append(start_bench(s, plan[-1], len(plan) - 1, slices[-1], len(plan)))
         else:
             jobs.append(start_bench(s, plan[0]))
         for job in jobs:

@@ -537,8 +537,7 @@ def run_bench(args) -> int:
           f"{args.shape}, draft vocab {vocab}")
     print(format_table(rows, list(rate_sets)))
     for key, s in result["summary"].items():
-        print(f"{key}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                     for k, v in s.items()))
+        print(summary_line(key, s))
     for key, s in result["startup"].items():
         later = (f", later K median {s['later_median_s']:.1f} s" if s["later_median_s"]
                  is not None else "")
@@ -554,11 +553,17 @@ def run_bench(args) -> int:
     return 0
 
 
+def summary_line(label: str, values: dict[str, Any]) -> str:
+    """One batch size's summary as the bench prints it."""
+    return f"{label}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                    for k, v in values.items())
+
+
 def replot(paths: list[str], out: str) -> int:
     """The table and plot of earlier runs.  Each row keeps the ratios of its own
     run (its own no-speculation engine); several runs must share shape and
     draft vocabulary."""
-    results = []
+    results, first = [], None
     for path in paths:
         try:
             with open(path) as f:
@@ -569,7 +574,7 @@ def replot(paths: list[str], out: str) -> int:
             print(f"bench: --replot {path}: not a bench.json ({type(e).__name__}: {e})",
                   file=sys.stderr)
             return 2
-        first = (results[0]["meta"]["shape"], results[0]["meta"].get("draft_vocab"))
+        first = first or key
         if key != first:
             print(f"bench: --replot {path}: shape {key[0]}, draft vocab {key[1]}, but "
                   f"{paths[0]} has {first[0]}, {first[1]}; give runs of one shape",
@@ -587,8 +592,7 @@ def replot(paths: list[str], out: str) -> int:
         summary = summarize(result["rows"], meta.get("rate_sets") or RATE_SETS, shape,
                             meta.get("decode_context", 0.0))
         for key, v in summary.items():
-            print(f"{path} {key}: " + ", ".join(
-                f"{k}={x:.4g}" if isinstance(x, float) else f"{k}={x}" for k, x in v.items()))
+            print(summary_line(f"{path} {key}", v))
     png = os.path.join(out_dir, "bench.png")
     plot(rows, png, _title(m["shape"], m["device"], m["vllm_version"], m.get("draft_vocab")))
     print(f"wrote {png}")
