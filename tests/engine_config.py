@@ -2,7 +2,9 @@
 for each case of a JSON list, in the ``VLLM_PEAGLE_MODE`` of the environment.
 
 usage: python tests/engine_config.py CASES.json OUT.json
-A case is {"model": ..., "speculative_config": ... (optional)}; the output
+A case is {"model": ..., "speculative_config": ... (optional)}, or {"cli": [...]}:
+the arguments of ``vllm serve`` (the server's own parser and
+``AsyncEngineArgs.from_cli_args``, as the server builds its engine); the output
 holds, per case, the resolved speculative config or the error's type and text,
 and the plugin's log lines.
 """
@@ -39,6 +41,22 @@ def resolve_in_modes(cases: list[dict], tmp_dir, modes=("auto", "force"),
     return out
 
 
+def serve_engine_args(argv: list[str]):
+    """The engine arguments ``vllm serve`` builds from ``argv``."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    try:  # the parser moved to the launchers package (0.30-ish)
+        from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    except ImportError:
+        from vllm.entrypoints.openai.cli_args import make_arg_parser
+    try:
+        from vllm.utils.argparse_utils import FlexibleArgumentParser
+    except ImportError:
+        from vllm.utils import FlexibleArgumentParser
+    args = make_arg_parser(FlexibleArgumentParser()).parse_args(argv)
+    return AsyncEngineArgs.from_cli_args(args)
+
+
 def main() -> int:
     cases_path, out_path = sys.argv[1:]
     with open(cases_path) as f:
@@ -63,9 +81,12 @@ def main() -> int:
         del records[:]
         entry = {"case": case}
         try:
-            config = EngineArgs(model=case["model"], gpu_memory_utilization=0.3,
-                                speculative_config=case.get("speculative_config"),
-                                ).create_engine_config()
+            if "cli" in case:
+                engine_args = serve_engine_args(case["cli"])
+            else:
+                engine_args = EngineArgs(model=case["model"], gpu_memory_utilization=0.3,
+                                         speculative_config=case.get("speculative_config"))
+            config = engine_args.create_engine_config()
         except Exception as e:  # the type and the text are what the tests check
             entry["error"] = {"type": type(e).__name__,
                               "mro": [c.__name__ for c in type(e).__mro__], "message": str(e)}

@@ -10,8 +10,15 @@ import sys
 
 import pytest
 
-from vllm_peagle.tools.bench import (BenchShape, acceptance_len, draft_param_bytes, floor_ms,
-                                     startup_summary, summarize, target_param_bytes)
+from vllm_peagle.tools.bench import (
+    BenchShape,
+    acceptance_len,
+    draft_param_bytes,
+    floor_ms,
+    startup_summary,
+    summarize,
+    target_param_bytes,
+)
 
 
 def test_floor_arithmetic():

@@ -9,54 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.malformed import CASES, build_case, problem_lines, run_check
+from tests.conftest import ENGINE_CASES
+from tests.malformed import problem_lines, run_check
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 EAGLE3_CLASS = "vllm.model_executor.models.llama_eagle3.Eagle3LlamaForCausalLM"
 OUR_ALGO = "vllm_peagle.transformers_utils.configs.speculators.algos.update_peagle"
-ENGINE_CASES = [c for c in CASES if c[3]]
-
-
-def _plugin_state(mode: str, peagle_dir: str, out: str, bad_dirs=()) -> dict:
-    env = dict(os.environ, VLLM_PEAGLE_MODE=mode)
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "plugin_state.py"), peagle_dir,
-                           out, *bad_dirs], env=env, capture_output=True, text=True,
-                          timeout=600, cwd=os.path.dirname(HERE))
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    with open(out) as f:
-        return json.load(f)
-
-
-@pytest.fixture(scope="module")
-def bad_dirs(tiny_models, tmp_path_factory) -> dict[str, str]:
-    return {case[0]: build_case(case[0], str(tmp_path_factory.mktemp("bad")), tiny_models)
-            for case in ENGINE_CASES}
-
-
-@pytest.fixture(scope="module")
-def states(tiny_models, bad_dirs, tmp_path_factory) -> dict[str, dict]:
-    out = tmp_path_factory.mktemp("state")
-    states = {
-        "auto": _plugin_state("auto", tiny_models["peagle"], str(out / "auto.json")),
-        "force": _plugin_state("force", tiny_models["peagle"], str(out / "force.json"),
-                               list(bad_dirs.values())),
-        "off": _plugin_state("off", tiny_models["peagle"], str(out / "off.json")),
-    }
-    summary_dir = os.environ.get("MATRIX_SUMMARY_DIR")
-    if summary_dir:  # the release matrix's row for this release (.ci/matrix_table.py)
-        os.makedirs(summary_dir, exist_ok=True)
-        auto, off = states["auto"], states["off"]
-        with open(os.path.join(summary_dir, f"{auto['vllm_version']}.json"), "w") as f:
-            json.dump({"vllm": auto["vllm_version"], "auto": auto["register_1"],
-                       "features": auto["features"],
-                       "off_error": (off["engine_config_error"] or "")[:200]
-                       if off["engine_config"] is None else None}, f, indent=1)
-    return states
 
 
 pytestmark = pytest.mark.engine

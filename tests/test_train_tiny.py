@@ -11,8 +11,15 @@ import torch
 
 from vllm_peagle.tools.check import run_check
 from vllm_peagle.tools.tiny import tiny_digest
-from vllm_peagle.tools.train_tiny import (TRAINED_DIR, TRAINED_MODELS, Recipe, cod_sample,
-                                          ensure_trained_tiny, peagle_mask, train_all)
+from vllm_peagle.tools.train_tiny import (
+    TRAINED_DIR,
+    TRAINED_MODELS,
+    Recipe,
+    cod_sample,
+    ensure_trained_tiny,
+    peagle_mask,
+    train_all,
+)
 
 GSM8K = os.environ.get("GSM8K_DATA") or "../shared/data/gsm8k"
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 FAULTS = ("peagle-wrong-mask-token", "peagle-zero-mask-hidden", "peagle-sequential")
 # Each trained PEagle draft with the faults its figures catch.  Not the Qwen3

@@ -110,41 +110,66 @@ def mode_from_env() -> str:
     return mode
 
 
+# (name, module): each module's ``apply(force)`` installs one patch.  Pre-flight
+# last: its hook must wrap the merge patch, so that it runs first.
+PATCHES = (
+    ("registry", "vllm_peagle.model_executor.models.registry"),
+    ("speculators_algo", "vllm_peagle.transformers_utils.configs.speculators.algos"),
+    ("speculative_config_mapping", "vllm_peagle.transformers_utils.configs.speculators.base"),
+    ("speculative_config_merge", "vllm_peagle.transformers_utils.config"),
+    ("preflight", "vllm_peagle.preflight"),
+)
+STATES = ("installed", "native", "unavailable", "failed")
+
+
+def _apply(name: str, module: str, force: bool) -> str:
+    """One patch's state; never raises (vLLM calls ``register()`` unguarded in
+    every process it starts, PEagle or not)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module).apply(force)
+    except ImportError as e:
+        if (e.name or "").startswith("vllm_peagle"):
+            logger.warning("vllm-peagle: patch %s failed and is not installed: %s: %s",
+                           name, type(e).__name__, e)
+            return "failed"
+        # A vLLM without speculators support (< 0.10) has nothing to patch.
+        return "unavailable"
+    except Exception as e:  # noqa: BLE001 - any failure leaves vLLM as it was
+        logger.warning("vllm-peagle: patch %s failed and is not installed: %s: %s",
+                       name, type(e).__name__, e)
+        return "failed"
+
+
 def register() -> dict[str, str]:
     """Install the PEagle patches the installed vLLM needs.
 
-    Idempotent and cheap: imports lazily, never touches CUDA.  Returns patch name
-    -> "installed" | "native" | "unavailable" (empty for ``off``)."""
+    Idempotent and cheap: imports lazily, never touches CUDA, never raises.
+    Returns patch name -> "installed" | "native" | "unavailable" | "failed"
+    (empty for ``off``).  A patch whose probe or ``apply`` raises is logged
+    (one WARNING naming it) and marked "failed"; the others still install."""
     global _registered, _registered_mode
-    mode = mode_from_env()
+    try:
+        mode = mode_from_env()
+    except ValueError as e:
+        logger.warning("vllm-peagle: %s; nothing installed (as %s=off)", e, MODE_ENV)
+        return {}
     if mode == "off":
         return {}
     if _registered is not None and _registered_mode == mode:
         return dict(_registered)
 
-    from vllm_peagle import preflight
-    from vllm_peagle.model_executor.models import registry
-    from vllm_peagle.transformers_utils import config
-    from vllm_peagle.transformers_utils.configs.speculators import algos, base
-
     force = mode == "force"
-    result = {}
-    # Pre-flight last: its hook must wrap the merge patch, so it runs first.
-    for name, patch in (("registry", registry), ("speculators_algo", algos),
-                        ("speculative_config_mapping", base),
-                        ("speculative_config_merge", config), ("preflight", preflight)):
-        try:
-            result[name] = patch.apply(force)
-        except ImportError:
-            # A vLLM without speculators support (< 0.10) has nothing to patch;
-            # raising here would break every vLLM process, PEagle or not.
-            result[name] = "unavailable"
+    result = {name: _apply(name, module, force) for name, module in PATCHES}
     if result != _registered:
-        by = {v: [k for k, r in result.items() if r == v] or ["nothing"]
-              for v in ("installed", "native", "unavailable")}
-        logger.info("vllm-peagle (%s mode): installed %s; kept native %s%s", mode,
-                    ", ".join(by["installed"]), ", ".join(by["native"]),
-                    "" if by["unavailable"] == ["nothing"]
-                    else "; not in this vLLM: " + ", ".join(by["unavailable"]))
+        by = {v: [k for k, r in result.items() if r == v] for v in STATES}
+        line = (f"vllm-peagle ({mode} mode): installed {', '.join(by['installed']) or 'nothing'}"
+                f"; kept native {', '.join(by['native']) or 'nothing'}")
+        if by["unavailable"]:
+            line += "; not in this vLLM: " + ", ".join(by["unavailable"])
+        if by["failed"]:
+            line += "; failed: " + ", ".join(by["failed"])
+        logger.info("%s", line)
     _registered, _registered_mode = result, mode
     return dict(result)

@@ -1,19 +1,14 @@
 """Each PEagle architecture name in the examples table resolves to its Eagle3
-drafter (Llama: vLLM's; Qwen3: this package's, as ``force`` loads it), and its
-tiny example loads and generates under that name."""
+drafter (Llama: vLLM's; Qwen3: this package's, as ``force`` loads it), and the
+names a checkpoint writer emits load and generate under that name (the shared
+``force`` engine runs whose drafts carry them)."""
 
 from __future__ import annotations
-
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from tests.models.registry import _SPECULATIVE_DECODING_EXAMPLE_MODELS
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = sorted(_SPECULATIVE_DECODING_EXAMPLE_MODELS.items())
 
 
@@ -28,15 +23,12 @@ def test_every_registered_peagle_name_has_an_example():
 
 @pytest.mark.engine
 @pytest.mark.parametrize("arch,info", EXAMPLES, ids=[a for a, _ in EXAMPLES])
-def test_peagle_example_resolves_and_loads(arch, info, tiny_models, tmp_path):
-    out = tmp_path / "out.json"
-    env = dict(os.environ, VLLM_PEAGLE_MODE="force")
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "load_example.py"), arch,
-                           tiny_models[info.tiny], str(out)], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    result = json.loads(out.read_text())
-    assert result["draft_architectures"] == [arch]
-    assert result["draft_class"] == info.resolves_to
-    assert result["parallel_drafting"] is True
-    assert result["generated"] == 8
+def test_peagle_example_resolves_and_loads(arch, info, states, request):
+    # ModelRegistry's loader for the name, in a fresh force-mode process.
+    assert states["force"]["resolved"][arch] == info.resolves_to
+    if info.run is None:
+        return
+    run = request.getfixturevalue("engine_run")(info.run)
+    assert run["speculative_config"]["draft_architectures"] == [arch]
+    assert run["speculative_config"]["parallel_drafting"] is True
+    assert all(len(ids) == run["scenario"]["max_tokens"] for ids in run["token_ids"])

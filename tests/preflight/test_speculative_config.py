@@ -15,7 +15,6 @@ from vllm_peagle.preflight import speculative_config as sc
 from vllm_peagle.transformers_utils import config as config_patch
 
 
-
 def peagle(k: int = 3) -> dict:
     return {"speculators_model_type": "peagle", "mask_token_id": 3,
             "speculators_config": {"proposal_methods": [{"speculative_tokens": k}],

@@ -162,8 +162,9 @@ def test_v2_model_runner_guard(monkeypatch, value, excluded, fires):
 
 
 def test_installed_drafter_options_are_read_from_vllm():
-    from vllm.model_executor.models import llama_eagle3
     import inspect
+
+    from vllm.model_executor.models import llama_eagle3
 
     from vllm_peagle import features
 

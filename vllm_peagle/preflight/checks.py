@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -75,7 +76,8 @@ def config_problems(config_dict: dict[str, Any]) -> list[Problem]:
 
     kind = config_dict.get("speculators_model_type")
     if kind != "peagle":
-        if kind in OTHER_SPECULATOR_TYPES:
+        # A list or an object here is malformed too (and unhashable: no set lookup).
+        if isinstance(kind, str) and kind in OTHER_SPECULATOR_TYPES:
             add("speculators_model_type", f"is {kind!r}: a speculators checkpoint, but not "
                 "PEagle; vLLM runs it without this plugin (vllm serve <dir>)")
         else:
@@ -110,7 +112,7 @@ def config_problems(config_dict: dict[str, Any]) -> list[Problem]:
             "HF config as an object (model_type, hidden_size, ...)")
     else:
         model_type = layer.get("model_type", "llama")
-        if model_type not in PEAGLE_ARCHITECTURES:
+        if not isinstance(model_type, str) or model_type not in PEAGLE_ARCHITECTURES:
             add("transformer_layer_config.model_type", f"is {_show(model_type)}; PEagle "
                 f"supports {sorted(PEAGLE_ARCHITECTURES)}. Fix: export the draft with a "
                 "llama or qwen3 decoder layer")
@@ -327,9 +329,14 @@ def _qk_norm_problems(layer: dict[str, Any], tensors: dict[str, list[int]]) -> l
     """A qwen3-arch draft carries per-head q_norm/k_norm in every layer; a
     llama-arch one has none (the Llama drafter has nowhere to put them)."""
     model_type = layer.get("model_type", "llama")
-    n_layers = layer.get("num_hidden_layers") if _is_int(layer.get("num_hidden_layers")) else 1
+    # The attention layers the weights hold (not the config's count: a malformed
+    # num_hidden_layers, 10**12 say, must not size anything here).
+    indices = sorted({int(m.group(1)) for n in tensors
+                      if (m := re.match(r"layers\.(\d+)\.self_attn\.", n))}
+                     | ({0} if any(n.startswith("midlayer.self_attn.") for n in tensors)
+                        else set())) or [0]
     names = [f"layers.{i}.self_attn.{norm}.weight"
-             for i in range(n_layers) for norm in ("q_norm", "k_norm")]
+             for i in indices for norm in ("q_norm", "k_norm")]
     names_0 = {n.replace("layers.0.", "midlayer.") for n in names}
     present = [n for n in tensors if n in names or n in names_0]
     if model_type == "qwen3" and len(present) < len(names):

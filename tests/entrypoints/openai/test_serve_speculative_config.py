@@ -1,4 +1,7 @@
-"""``vllm serve`` with ``--speculative-config`` and a PEagle draft, both ways:
+"""``vllm serve`` with ``--speculative-config`` and a PEagle draft, both ways,
+through the server's own argument parser and ``AsyncEngineArgs.from_cli_args``
+(config level; the served engine itself is ``test_serve_peagle.py``'s, which
+starts with the first of these):
 
 - the checkpoint as the model, K from the flag (``{"num_speculative_tokens": 5}``
   over the checkpoint's 3): vLLM before 0.29 drops the flag without this
@@ -6,27 +9,17 @@
 - the verifier as the model and the draft in the flag
   (``{"model": <peagle>, "method": "peagle", "num_speculative_tokens": 4}``).
 
-Each server: greedy completions, the draft tokens per draft in ``/metrics``
-equal the K asked for, and the server log has pre-flight's INFO line.
+Each: the engine config drafts the K asked for with parallel drafting, and
+pre-flight logged its INFO line.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 
 import pytest
 
-from tests.entrypoints.openai.test_serve_peagle import (
-    _complete,
-    _free_port,
-    _metric,
-    _served_model,
-    _wait_healthy,
-    server_command,
-)
+from tests.engine_config import resolve_in_modes
 
 pytestmark = pytest.mark.engine
 
@@ -40,42 +33,26 @@ SERVERS = {
 }
 
 
-@pytest.fixture(scope="module", params=list(SERVERS))
-def server(request, tiny_models, tmp_path_factory):
-    kind, flag, k, line = SERVERS[request.param]
-    flag = {key: tiny_models["peagle"] if value == "DRAFT" else value
-            for key, value in flag.items()}
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "server.log"
-    env = dict(os.environ)
-    env.setdefault("VLLM_PEAGLE_MODE", "force")
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            server_command(tiny_models[kind], port, ("--speculative-config", json.dumps(flag))),
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            _wait_healthy(proc, f"http://127.0.0.1:{port}", log_path, timeout=420)
-            yield {"base": f"http://127.0.0.1:{port}", "k": k, "line": line, "log": log_path}
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGINT)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=30)
+def serve_flag(flag: dict, draft: str) -> str:
+    return json.dumps({key: draft if value == "DRAFT" else value for key, value in flag.items()})
 
 
-def test_serve_drafts_k_tokens(server):
-    import requests
+@pytest.fixture(scope="module")
+def served(tiny_models, tmp_path_factory):
+    cases = [{"cli": ["--model", tiny_models[kind], "--gpu-memory-utilization", "0.3",
+                      "--speculative-config", serve_flag(flag, tiny_models["peagle"])]}
+             for kind, flag, _, _ in SERVERS.values()]
+    return resolve_in_modes(cases, tmp_path_factory.mktemp("serve-config"))
 
-    base = server["base"]
-    model = _served_model(base)
-    for prompt in ("Return the value", "The file is opened and", "A list of"):
-        assert _complete(base, model, prompt)
-    metrics = requests.get(f"{base}/metrics", timeout=10).text
-    drafts = _metric(metrics, "vllm:spec_decode_num_drafts_total")
-    draft_tokens = _metric(metrics, "vllm:spec_decode_num_draft_tokens_total")
-    assert drafts > 0
-    assert draft_tokens / drafts == server["k"], (drafts, draft_tokens)
-    assert server["line"] in server["log"].read_text()
+
+@pytest.mark.parametrize("mode", ["auto", "force"])
+@pytest.mark.parametrize("index,name", list(enumerate(SERVERS)))
+def test_serve_flag_drafts_k_tokens(served, mode, index, name, tiny_models):
+    kind, _, k, line = SERVERS[name]
+    result = served[mode][index]
+    assert "error" not in result, result["error"]
+    spec = result["speculative_config"]
+    assert (spec["method"], spec["parallel_drafting"], spec["num_speculative_tokens"]) == (
+        "eagle3", True, k)
+    assert spec["draft_model"] == tiny_models["peagle"]
+    assert any(line in entry for entry in result["log"]), result["log"]
