@@ -105,6 +105,11 @@ def scenario_specs(tiny: dict[str, str], trained: dict[str, str] | None = None
     specs["qwen3-target"] = (dict(compiled, model=tiny["qwen3-target"]), "auto", {})
     for mode in ("auto", "force"):
         specs[f"qwen3-peagle-{mode}"] = (dict(compiled, model=tiny["qwen3-peagle"]), mode, {})
+    # Every probe of vllm-peagle's raising, in every process (tests/broken_probes).
+    broken = {"PYTHONPATH": os.pathsep.join(
+                  [os.path.join(HERE, "broken_probes"), os.environ.get("PYTHONPATH", "")]),
+              "VLLM_PEAGLE_TEST_BROKEN_PROBES": "all"}
+    specs["peagle-broken-probes"] = (dict(base, model=tiny["peagle"]), "auto", broken)
     # Every worker process loads the plugin: this package's code in both workers.
     tp2 = dict(base, llm_kwargs=dict(CPU_LLM_KWARGS, tensor_parallel_size=2))
     specs["peagle-tp2-force"] = (dict(tp2, model=tiny["peagle"]), "force", TP2_ENV)

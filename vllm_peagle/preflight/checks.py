@@ -432,30 +432,39 @@ def check_checkpoint(draft_dir: str, verifier_dir: str | None = None) -> CheckRe
     return CheckReport(draft_dir, config, verifier_dir, verifier_config, problems, notes)
 
 
+def _ask(probe, *args):
+    """A feature probe's answer, or None if the probe itself failed: an unknown
+    answer never makes pre-flight refuse a checkpoint (vLLM still has its say)."""
+    try:
+        return probe(*args)
+    except Exception:  # noqa: BLE001 - a probe that breaks on a new release
+        return None
+
+
 def release_problems(config_dict: dict[str, Any],
                      verifier_config: dict[str, Any] | None = None) -> list[Problem]:
     """What the installed vLLM lacks to run this (well-formed) checkpoint.
 
     Feature probes, never version strings; each problem names what is missing
-    and where to get it.  A Qwen3 draft needs nothing more: where vLLM has no
+    and where to get it, and only a definite answer refuses (``_ask``).  A Qwen3 draft needs nothing more: where vLLM has no
     Qwen3 drafter (before 0.24.0), this package registers its own."""
     from vllm_peagle import features
 
     problems: list[Problem] = []
-    if not features.has_parallel_drafting():
+    if _ask(features.has_parallel_drafting) is False:
         problems.append(Problem(
             "speculators_model_type",
             "is 'peagle', but the installed vLLM has no parallel drafting "
             "(SpeculativeConfig.parallel_drafting). Fix: PEagle needs vLLM >= 0.16; "
             "upgrade vLLM"))
-    options = features.eagle3_drafter_options()
+    options = _ask(features.eagle3_drafter_options)
     for option, release in features.EAGLE3_DRAFTER_OPTIONS.items():
-        if config_dict.get(option) is True and option not in options:
+        if config_dict.get(option) is True and options is not None and option not in options:
             problems.append(Problem(
                 option, f"is true, but the installed vLLM's Eagle3 drafter (llama_eagle3.py) "
                 f"has no {option} option: the draft would run without it, its greedy "
                 f"output still right but its acceptance lower. Fix: use vLLM >= {release}"))
-    if not features.drafter_sizes_aux_inputs():
+    if _ask(features.drafter_sizes_aux_inputs) is False:
         layer = config_dict["transformer_layer_config"]
         n_aux, hidden = expected_num_aux(config_dict), layer.get("hidden_size")
         target_hidden = config_dict.get("target_hidden_size")
@@ -472,7 +481,7 @@ def release_problems(config_dict: dict[str, Any],
                 f"mask_hidden as 3 * hidden_size = {3 * hidden}, not 3 * target_hidden_size "
                 f"= {3 * target_hidden}. Fix: use vLLM >= 0.22.0"))
     v2 = os.environ.get("VLLM_USE_V2_MODEL_RUNNER", "").strip().lower()
-    if v2 in ("1", "true") and not features.v2_runner_excludes_parallel_drafting():
+    if v2 in ("1", "true") and _ask(features.v2_runner_excludes_parallel_drafting) is False:
         problems.append(Problem(
             "VLLM_USE_V2_MODEL_RUNNER",
             f"is {os.environ['VLLM_USE_V2_MODEL_RUNNER']!r}: the installed vLLM lets its V2 "
@@ -480,7 +489,7 @@ def release_problems(config_dict: dict[str, Any],
             "(vllm-project/vllm#43010; vLLM 0.22.0 refuses the combination). "
             "Fix: unset VLLM_USE_V2_MODEL_RUNNER"))
     for arch in (verifier_config or {}).get("architectures") or []:
-        supported = features.eagle3_verifier_support(arch)
+        supported = _ask(features.eagle3_verifier_support, arch)
         if supported is False:
             problems.append(Problem(
                 "speculators_config.verifier.name_or_path",
