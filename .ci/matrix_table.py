@@ -22,11 +22,12 @@ def row(r: dict) -> str:
     auto, f = r["auto"], r["features"]
     installed = [k for k, v in auto.items() if v == "installed"]
     native = [k for k, v in auto.items() if v == "native"]
+    # A probe's None is "unknown": pre-flight refuses nothing on it.
     refuses = [f"`{o}: true` (needs {rel})" for o, rel in OPTIONS.items()
-               if o not in f["drafter_options"]]
-    if not f["drafter_sizes_aux_inputs"]:
+               if f["drafter_options"] is not None and o not in f["drafter_options"]]
+    if f["drafter_sizes_aux_inputs"] is False:
         refuses.append("aux count != 3 or `target_hidden_size` != `hidden_size` (needs 0.22.0)")
-    if not f["v2_runner_excludes_parallel_drafting"]:
+    if f["v2_runner_excludes_parallel_drafting"] is False:
         refuses.append("`VLLM_USE_V2_MODEL_RUNNER=1`")
     qwen3 = "vLLM's" if f["qwen3_eagle3"] and auto.get("registry") == "native" else "this package's"
     off = "rejects the checkpoint" if r["off_error"] else "runs it natively"

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from typing import Any, Callable
 
 import pytest
@@ -21,6 +19,7 @@ from vllm_peagle.tools.runner import DEFAULT_PROMPTS, run_isolated
 from vllm_peagle.tools.tiny import make_tiny
 from vllm_peagle.tools.train_tiny import ensure_trained_tiny
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 # The CPU backend reserves this share of host memory for the KV cache.
 # float32, the tiny models' weights: in bf16 greedy near-ties flip between runs.
 # VLLM_PEAGLE_TEST_DTYPE=auto lets a GPU run use its backends' own dtype.
@@ -158,20 +157,9 @@ def engine_run(tiny_models, request) -> Callable[[str], dict[str, Any]]:
     return get
 
 
-# register() in each mode, in a fresh process (tests/plugin_state.py): read by
-# tests/test_register.py and tests/models/.
-HERE = os.path.dirname(os.path.abspath(__file__))
+# Config-only vLLM runs: one process per plugin mode for the whole session
+# (tests/engine_config.py), register()'s state recorded first in each.
 ENGINE_CASES = [c for c in CASES if c[3]]
-
-
-def _plugin_state(mode: str, peagle_dir: str, out: str, bad_dirs=()) -> dict:
-    env = dict(os.environ, VLLM_PEAGLE_MODE=mode)
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "plugin_state.py"), peagle_dir,
-                           out, *bad_dirs], env=env, capture_output=True, text=True,
-                          timeout=600, cwd=os.path.dirname(HERE))
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    with open(out) as f:
-        return json.load(f)
 
 
 @pytest.fixture(scope="session")
@@ -181,14 +169,19 @@ def bad_dirs(tiny_models, tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def states(tiny_models, bad_dirs, tmp_path_factory) -> dict[str, dict]:
-    out = tmp_path_factory.mktemp("state")
-    states = {
-        "auto": _plugin_state("auto", tiny_models["peagle"], str(out / "auto.json")),
-        "force": _plugin_state("force", tiny_models["peagle"], str(out / "force.json"),
-                               list(bad_dirs.values())),
-        "off": _plugin_state("off", tiny_models["peagle"], str(out / "off.json")),
-    }
+def engine_configs(tiny_models, bad_dirs, tmp_path_factory) -> dict[str, dict]:
+    from tests.engine_config import gather, run_all
+
+    tmp = str(tmp_path_factory.mktemp("engine-configs"))
+    return run_all(gather(tiny_models, tmp),
+                   {"peagle_dir": tiny_models["peagle"],
+                    "bad_dirs": {"force": list(bad_dirs.values())}}, tmp)
+
+
+@pytest.fixture(scope="session")
+def states(engine_configs) -> dict[str, dict]:
+    """register()'s state in each mode (tests/plugin_state.py)."""
+    states = {mode: run["state"] for mode, run in engine_configs.items()}
     summary_dir = os.environ.get("MATRIX_SUMMARY_DIR")
     if summary_dir:  # the release matrix's row for this release (.ci/matrix_table.py)
         os.makedirs(summary_dir, exist_ok=True)
@@ -199,5 +192,3 @@ def states(tiny_models, bad_dirs, tmp_path_factory) -> dict[str, dict]:
                        "off_error": (off["engine_config_error"] or "")[:200]
                        if off["engine_config"] is None else None}, f, indent=1)
     return states
-
-

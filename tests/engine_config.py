@@ -1,43 +1,86 @@
-"""Run in a fresh process by tests: ``EngineArgs(...).create_engine_config()``
-for each case of a JSON list, in the ``VLLM_PEAGLE_MODE`` of the environment.
+"""The session's config-only vLLM runs: one fresh process per plugin mode
+(the patches are process-wide) for every test that needs an engine config and
+no engine.
 
-usage: python tests/engine_config.py CASES.json OUT.json
+Each test module that has such cases gives them with ``config_cases(tiny, tmp)``
+(a list of (case, modes)); ``run_all`` runs them, with ``register()``'s own
+state (``tests/plugin_state.py``) recorded first in each process, before
+anything else loads the plugin.
+
 A case is {"model": ..., "speculative_config": ... (optional)}, or {"cli": [...]}:
 the arguments of ``vllm serve`` (the server's own parser and
-``AsyncEngineArgs.from_cli_args``, as the server builds its engine); the output
-holds, per case, the resolved speculative config or the error's type and text,
+``AsyncEngineArgs.from_cli_args``, as the server builds its engine); "env"
+sets environment variables for that case alone.  Its result holds the
+resolved speculative config and draft config, or the error's type and text,
 and the plugin's log lines.
+
+usage (as the fixture runs it): python tests/engine_config.py IN.json OUT.json
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
+MODES = ("auto", "force", "off")
+# test module -> its cases' id prefix
+PROVIDERS = {
+    "tests.preflight.test_speculative_config": "speculative_config",
+    "tests.preflight.test_release_checks": "release_checks",
+    "tests.test_native_parity": "native_parity",
+    "tests.entrypoints.openai.test_serve_speculative_config": "serve",
+    "tests.test_check_fuzz": "fuzz",
+}
 
-def resolve_in_modes(cases: list[dict], tmp_dir, modes=("auto", "force"),
-                     env: dict[str, str] | None = None) -> dict[str, list]:
-    """Run this script on ``cases`` once per plugin mode, each in a fresh process
-    (the patches are process-wide); mode -> its per-case results."""
-    import os
+
+def gather(tiny: dict[str, str], tmp_dir: str) -> list[dict]:
+    """Every provider's cases, each with its id and modes."""
+    import importlib
+
+    cases = []
+    for module, prefix in PROVIDERS.items():
+        folder = os.path.join(tmp_dir, prefix)
+        os.makedirs(folder, exist_ok=True)
+        provided = importlib.import_module(module).config_cases(tiny, folder)
+        for i, (case, modes) in enumerate(provided):
+            cases.append(dict(case, id=f"{prefix}:{i}", modes=list(modes)))
+    return cases
+
+
+def run_all(cases: list[dict], state: dict, tmp_dir: str) -> dict[str, dict]:
+    """mode -> {"state": register()'s state, "cases": {id: result}}, one
+    process per mode.  ``state`` is {"peagle_dir": ..., "bad_dirs": {mode: [...]}}."""
     import subprocess
 
     here = os.path.dirname(os.path.abspath(__file__))
-    tag = "-".join(f"{k}={v}" for k, v in sorted((env or {}).items()))
-    cases_path = os.path.join(str(tmp_dir), f"cases{tag}.json")
-    with open(cases_path, "w") as f:
-        json.dump(cases, f)
     out = {}
-    for mode in modes:
-        out_path = os.path.join(str(tmp_dir), f"{mode}{tag}.json")
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), cases_path, out_path],
-                              env=dict(os.environ, VLLM_PEAGLE_MODE=mode, **(env or {})),
-                              capture_output=True, text=True, timeout=600,
+    for mode in MODES:
+        in_path = os.path.join(tmp_dir, f"in-{mode}.json")
+        out_path = os.path.join(tmp_dir, f"out-{mode}.json")
+        with open(in_path, "w") as f:
+            json.dump({"peagle_dir": state["peagle_dir"],
+                       "bad_dirs": state["bad_dirs"].get(mode, []),
+                       "cases": [c for c in cases if mode in c["modes"]]}, f)
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), in_path, out_path],
+                              env=dict(os.environ, VLLM_PEAGLE_MODE=mode),
+                              capture_output=True, text=True, timeout=900,
                               cwd=os.path.dirname(here))
         assert proc.returncode == 0, proc.stderr[-5000:]
         with open(out_path) as f:
             out[mode] = json.load(f)
+    return out
+
+
+def cases_of(results: dict[str, dict], prefix: str) -> dict[str, list[dict]]:
+    """One provider's results: mode -> its cases' results in its order."""
+    out = {}
+    for mode, run in results.items():
+        mine = sorted(((int(i.split(":")[1]), r) for i, r in run["cases"].items()
+                       if i.split(":")[0] == prefix))
+        if mine:
+            out[mode] = [r for _, r in mine]
     return out
 
 
@@ -57,10 +100,48 @@ def serve_engine_args(argv: list[str]):
     return AsyncEngineArgs.from_cli_args(args)
 
 
+def resolve(case: dict) -> dict:
+    """One case's engine config (or error)."""
+    from vllm.engine.arg_utils import EngineArgs
+
+    entry: dict = {"case": case}
+    saved = {k: os.environ.get(k) for k in case.get("env", {})}
+    os.environ.update(case.get("env", {}))
+    try:
+        if "cli" in case:
+            engine_args = serve_engine_args(case["cli"])
+        else:
+            engine_args = EngineArgs(model=case["model"], gpu_memory_utilization=0.3,
+                                     speculative_config=case.get("speculative_config"))
+        config = engine_args.create_engine_config()
+    except Exception as e:  # the type and the text are what the tests check
+        entry["error"] = {"type": type(e).__name__,
+                          "mro": [c.__name__ for c in type(e).__mro__], "message": str(e)}
+        return entry
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    spec = config.speculative_config
+    hf = spec.draft_model_config.hf_config
+    entry["speculative_config"] = {
+        "method": spec.method, "parallel_drafting": spec.parallel_drafting,
+        "num_speculative_tokens": spec.num_speculative_tokens,
+        "draft_model": spec.model, "target_model": config.model_config.model,
+        "pard_token": getattr(hf, "pard_token", None),
+        "fc_norm": getattr(hf, "fc_norm", None),
+        "norm_output": getattr(hf, "norm_output", None)}
+    # The whole draft config, for comparing this package's with vLLM's.
+    entry["draft_hf_config"] = json.loads(json.dumps(hf.to_dict(), default=repr))
+    return entry
+
+
 def main() -> int:
-    cases_path, out_path = sys.argv[1:]
-    with open(cases_path) as f:
-        cases = json.load(f)
+    in_path, out_path = sys.argv[1:]
+    with open(in_path) as f:
+        data = json.load(f)
 
     records: list[str] = []
     # vLLM's logging set-up (dictConfig, inside create_engine_config) drops the
@@ -74,38 +155,19 @@ def main() -> int:
         return handle(record)
 
     plugin_logger.handle = keep
-    from vllm.engine.arg_utils import EngineArgs
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from tests.plugin_state import collect
 
-    results = []
-    for case in cases:
+    # register()'s state first: nothing has loaded the plugin yet.
+    out = {"state": collect(data["peagle_dir"], data["bad_dirs"]), "cases": {}}
+    for case in data["cases"]:
         del records[:]
-        entry = {"case": case}
-        try:
-            if "cli" in case:
-                engine_args = serve_engine_args(case["cli"])
-            else:
-                engine_args = EngineArgs(model=case["model"], gpu_memory_utilization=0.3,
-                                         speculative_config=case.get("speculative_config"))
-            config = engine_args.create_engine_config()
-        except Exception as e:  # the type and the text are what the tests check
-            entry["error"] = {"type": type(e).__name__,
-                              "mro": [c.__name__ for c in type(e).__mro__], "message": str(e)}
-        else:
-            spec = config.speculative_config
-            hf = spec.draft_model_config.hf_config
-            entry["speculative_config"] = {
-                "method": spec.method, "parallel_drafting": spec.parallel_drafting,
-                "num_speculative_tokens": spec.num_speculative_tokens,
-                "draft_model": spec.model, "target_model": config.model_config.model,
-                "pard_token": getattr(hf, "pard_token", None),
-                "fc_norm": getattr(hf, "fc_norm", None),
-                "norm_output": getattr(hf, "norm_output", None)}
-            # The whole draft config, for comparing this package's with vLLM's.
-            entry["draft_hf_config"] = json.loads(json.dumps(hf.to_dict(), default=repr))
+        entry = resolve(case)
         entry["log"] = list(records)
-        results.append(entry)
+        out["cases"][case["id"]] = entry
+    text = json.dumps(out, indent=1, default=repr)
     with open(out_path, "w") as f:
-        json.dump(results, f, indent=1, default=repr)
+        f.write(text)
     return 0
 
 

@@ -2,8 +2,10 @@
 to vLLM's tables in one ``VLLM_PEAGLE_MODE``, and what an engine config built
 from a PEagle checkpoint looks like.
 
-usage: python tests/plugin_state.py PEAGLE_DIR OUT.json [BAD_DIR ...]
-Writes JSON; each BAD_DIR's ``create_engine_config`` error is recorded.
+``collect(PEAGLE_DIR, BAD_DIRS)`` runs first in the config-only process of
+each mode (tests/engine_config.py), before anything registers the plugin;
+``python tests/plugin_state.py PEAGLE_DIR OUT.json [BAD_DIR ...]`` alone.
+Each BAD_DIR's ``create_engine_config`` error is recorded.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ def snapshot() -> dict:
 
 def main() -> int:
     peagle_dir, out_path, *bad_dirs = sys.argv[1:]
+    with open(out_path, "w") as f:
+        json.dump(collect(peagle_dir, bad_dirs), f, indent=1, default=str)
+    return 0
+
+
+def collect(peagle_dir: str, bad_dirs: list[str]) -> dict:
     import vllm_peagle
 
     state: dict = {"mode": os.environ.get("VLLM_PEAGLE_MODE", "auto")}
@@ -112,7 +120,8 @@ def main() -> int:
         "parallel_drafting": features.has_parallel_drafting(),
         "qwen3_eagle3": features.has_qwen3_eagle3(),
         "speculators_overrides_merge": features.speculators_overrides_apply(),
-        "drafter_options": sorted(features.eagle3_drafter_options()),
+        "drafter_options": None if (options := features.eagle3_drafter_options()) is None
+        else sorted(options),
         "drafter_sizes_aux_inputs": features.drafter_sizes_aux_inputs(),
         "v2_runner_excludes_parallel_drafting": features.v2_runner_excludes_parallel_drafting(),
     }
@@ -122,9 +131,7 @@ def main() -> int:
         state["cuda_initialized"] = bool(torch.cuda.is_initialized())
     except ImportError:
         state["cuda_initialized"] = None
-    with open(out_path, "w") as f:
-        json.dump(state, f, indent=1, default=str)
-    return 0
+    return json.loads(json.dumps(state, default=str))
 
 
 if __name__ == "__main__":

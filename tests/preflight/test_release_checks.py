@@ -7,39 +7,44 @@ per option naming the release that has it where it does not."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
 
-from tests.engine_config import resolve_in_modes
+from tests.engine_config import cases_of
 from tests.malformed import _edit_config, _rewrite_weights
 
 pytestmark = pytest.mark.engine
 
 
-@pytest.fixture(scope="module")
-def results(tiny_models, tmp_path_factory) -> dict[str, list[dict]]:
-    tmp = tmp_path_factory.mktemp("release")
-    verifier, draft = str(tmp / "verifier"), str(tmp / "draft")
-    shutil.copytree(tiny_models["target"], verifier)
+def config_cases(tiny: dict, tmp: str) -> list[tuple[dict, tuple[str, ...]]]:
+    verifier, draft = os.path.join(tmp, "verifier"), os.path.join(tmp, "draft")
+    shutil.copytree(tiny["target"], verifier)
     # An architecture vLLM knows but whose class has no SupportsEagle3 here.
     _edit_config(verifier, lambda c: c.update(architectures=["OPTForCausalLM"]))
-    shutil.copytree(tiny_models["peagle"], draft)
+    shutil.copytree(tiny["peagle"], draft)
     _edit_config(draft, lambda c: c["speculators_config"]["verifier"].update(
         name_or_path=verifier))
-    norms = str(tmp / "norms")
-    shutil.copytree(tiny_models["peagle"], norms)
+    norms = os.path.join(tmp, "norms")
+    shutil.copytree(tiny["peagle"], norms)
     _edit_config(norms, lambda c: c.update(fc_norm=True, norm_output=True))
     # Two aux hidden states, weights to match: valid, but 0.16-0.21's drafter holds 3.
-    aux2 = str(tmp / "aux2")
-    shutil.copytree(tiny_models["peagle"], aux2)
+    aux2 = os.path.join(tmp, "aux2")
+    shutil.copytree(tiny["peagle"], aux2)
     _edit_config(aux2, lambda c: (c["transformer_layer_config"].update(num_aux_hidden_states=2),
                                   c.update(eagle_aux_hidden_state_layer_ids=[2, 5])))
     _rewrite_weights(aux2, _two_aux)
-    results = resolve_in_modes([{"model": draft}, {"model": tiny_models["peagle"]},
-                                {"model": norms}, {"model": aux2}], tmp)
-    results["v2"] = resolve_in_modes([{"model": tiny_models["peagle"]}], tmp, modes=("auto",),
-                                     env={"VLLM_USE_V2_MODEL_RUNNER": "1"})["auto"]
+    both = ("auto", "force")
+    return [({"model": draft}, both), ({"model": tiny["peagle"]}, both),
+            ({"model": norms}, both), ({"model": aux2}, both),
+            ({"model": tiny["peagle"], "env": {"VLLM_USE_V2_MODEL_RUNNER": "1"}}, ("auto",))]
+
+
+@pytest.fixture(scope="module")
+def results(engine_configs) -> dict[str, list[dict]]:
+    results = cases_of(engine_configs, "release_checks")
+    results["v2"] = results["auto"][4:]
     return results
 
 

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.engine_config import resolve_in_modes
+from tests.engine_config import cases_of
 from vllm_peagle.preflight import speculative_config as sc
 from vllm_peagle.transformers_utils import config as config_patch
 
@@ -154,9 +154,13 @@ def _cases(tiny: dict) -> list[dict]:
     ]
 
 
+def config_cases(tiny: dict, tmp: str) -> list[tuple[dict, tuple[str, ...]]]:
+    return [(case, ("auto", "force")) for case in _cases(tiny)]
+
+
 @pytest.fixture(scope="module")
-def resolved(tiny_models, tmp_path_factory) -> dict[str, list[dict]]:
-    return resolve_in_modes(_cases(tiny_models), tmp_path_factory.mktemp("engine-config"))
+def resolved(engine_configs) -> dict[str, list[dict]]:
+    return cases_of(engine_configs, "speculative_config")
 
 
 MODES = ["auto", "force"]

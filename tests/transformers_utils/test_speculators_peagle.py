@@ -95,9 +95,18 @@ def test_update_peagle_leaves_absent_optional_fields_out():
 # --- release checks (pre-flight): what the installed vLLM lacks ---
 
 def test_qwen3_draft_needs_no_native_qwen3_drafter(monkeypatch):
-    # This package registers its own Qwen3 drafter where vLLM has none.
-    monkeypatch.setattr("vllm_peagle.features.has_parallel_drafting", lambda: True)
-    monkeypatch.setattr("vllm_peagle.features.has_qwen3_eagle3", lambda: False)
+    """Where vLLM has no Qwen3 drafter, the registry sends the Qwen3 names to
+    this package's and pre-flight refuses nothing for it."""
+    from vllm_peagle.model_executor.models import registry
+
+    for probe, answer in (("has_parallel_drafting", True), ("has_qwen3_eagle3", False),
+                          ("eagle3_drafter_options", frozenset()),
+                          ("drafter_sizes_aux_inputs", True),
+                          ("v2_runner_excludes_parallel_drafting", True)):
+        monkeypatch.setattr(f"vllm_peagle.features.{probe}", lambda answer=answer: answer)
+    wanted = registry.wanted(force=False)
+    assert wanted["PeagleQwen3ForCausalLM"] == registry.QWEN3_DRAFTER
+    assert wanted["Eagle3Qwen3ForCausalLM"] == registry.QWEN3_DRAFTER
     qwen3 = peagle_config(transformer_layer_config={"model_type": "qwen3", "hidden_size": 64})
     assert release_problems(qwen3) == []
 
@@ -161,16 +170,45 @@ def test_v2_model_runner_guard(monkeypatch, value, excluded, fires):
     assert [p.field for p in problems] == (["VLLM_USE_V2_MODEL_RUNNER"] if fires else [])
 
 
+def _built_state(drafter) -> dict:
+    """What a built drafter holds: its and its inner model's plain attributes
+    and submodule names (the stand-in layers are empty modules)."""
+    state = {}
+    for prefix, module in (("", drafter), ("model.", getattr(drafter, "model", None))):
+        if module is None:
+            continue
+        for key, value in vars(module).items():
+            if key == "_modules":
+                state.update({f"{prefix}{k}": type(v).__name__ for k, v in value.items()
+                              if k != "model"})
+            elif not key.startswith("_") and isinstance(value, (bool, int, float, str, type(None))):
+                state[f"{prefix}{key}"] = value
+    return state
+
+
 def test_installed_drafter_options_are_read_from_vllm():
-    import inspect
-
-    from vllm.model_executor.models import llama_eagle3
-
+    """The probe's options are those that change what the installed drafter
+    builds (set true against left out), asked of the built drafter itself."""
     from vllm_peagle import features
 
-    source = inspect.getsource(llama_eagle3)
+    off = _built_state(features.build_drafter(features._PROBE_CONFIG)["drafter"])
+    changes = set()
     for option in features.EAGLE3_DRAFTER_OPTIONS:
-        assert (option in features.eagle3_drafter_options()) is (f'"{option}"' in source)
+        on = features.build_drafter(dict(features._PROBE_CONFIG, **{option: True}))
+        if _built_state(on["drafter"]) != off:
+            changes.add(option)
+    assert features.eagle3_drafter_options() == frozenset(changes)
+
+
+def test_aux_sizing_probe_matches_the_built_drafter():
+    """Independently of the probe: the drafter built for 4 aux hidden states of
+    a 16-wide target sizes its fc either for them (64) or as 3 * hidden (24)."""
+    from vllm_peagle import features
+
+    built = features.build_drafter(dict(features._PROBE_CONFIG, target_hidden_size=16,
+                                        num_aux_hidden_states=4))
+    assert built["fc_input_size"] in (64, 48, 24)
+    assert features.drafter_sizes_aux_inputs() is (built["fc_input_size"] == 64)
 
 
 def test_passes_norm_flags_probe():

@@ -19,7 +19,7 @@ import json
 
 import pytest
 
-from tests.engine_config import resolve_in_modes
+from tests.engine_config import cases_of
 
 pytestmark = pytest.mark.engine
 
@@ -37,12 +37,15 @@ def serve_flag(flag: dict, draft: str) -> str:
     return json.dumps({key: draft if value == "DRAFT" else value for key, value in flag.items()})
 
 
+def config_cases(tiny: dict, tmp: str) -> list[tuple[dict, tuple[str, ...]]]:
+    return [({"cli": ["--model", tiny[kind], "--gpu-memory-utilization", "0.3",
+                      "--speculative-config", serve_flag(flag, tiny["peagle"])]},
+             ("auto", "force")) for kind, flag, _, _ in SERVERS.values()]
+
+
 @pytest.fixture(scope="module")
-def served(tiny_models, tmp_path_factory):
-    cases = [{"cli": ["--model", tiny_models[kind], "--gpu-memory-utilization", "0.3",
-                      "--speculative-config", serve_flag(flag, tiny_models["peagle"])]}
-             for kind, flag, _, _ in SERVERS.values()]
-    return resolve_in_modes(cases, tmp_path_factory.mktemp("serve-config"))
+def served(engine_configs):
+    return cases_of(engine_configs, "serve")
 
 
 @pytest.mark.parametrize("mode", ["auto", "force"])
