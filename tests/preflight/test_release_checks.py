@@ -113,3 +113,26 @@ def test_v2_model_runner_with_parallel_drafting(results):
     got = results["v2"][0]
     assert "error" in got, got
     assert "  - VLLM_USE_V2_MODEL_RUNNER: is '1'" in got["error"]["message"]
+
+
+@pytest.mark.parametrize("index", [0, 2, 3])
+def test_check_reports_what_engine_args_refuses(results, index):
+    """``vllm-peagle check`` asks the installed release too: it exits 1 with
+    the lines ``LLM(...)`` raises where the release refuses the checkpoint, 0
+    where it runs it (a draft with ``fc_norm``/``norm_output``, one with 2 aux
+    hidden states, one whose verifier cannot be tapped)."""
+    from tests.malformed import problem_lines, run_check
+
+    got = results["auto"][index]
+    draft = got["case"]["model"]
+    proc = run_check(draft)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    if "error" not in got:
+        assert proc.returncode == 0, proc.stdout
+        return
+    assert proc.returncode == 1, proc.stdout
+    lines = problem_lines(draft, proc.stdout)
+    assert lines and all(f"  - {line}" in got["error"]["message"] for line in lines), (
+        lines, got["error"]["message"])
+    assert "--no-release" not in proc.stdout
+    assert run_check(draft, "--no-release").returncode == 0

@@ -2,9 +2,10 @@
 
 Exit 0 with a summary of what vLLM will run; exit 1 with one line per problem
 (field, value, fix) and no traceback.  Reads config files and safetensors
-headers only: no vLLM import, no tensors loaded, nothing written.  The checks
-are the pre-flight patch's (``vllm_peagle.preflight.checks``), so vLLM raises
-the same lines.
+headers (no tensors loaded, nothing written), then, where vLLM is importable,
+asks the installed release what it lacks for this checkpoint (``release:``
+findings; ``--no-release`` skips them).  The checks are the pre-flight patch's
+(``vllm_peagle.preflight.checks``), so ``LLM(...)`` raises the same lines.
 """
 
 from __future__ import annotations
@@ -38,12 +39,30 @@ def speculators_problems(config: dict) -> list[Problem]:
     return []
 
 
-def run_check(draft_dir: str, verifier_dir: str | None = None, out=None) -> int:
+def release_findings(report) -> tuple[list[Problem], str]:
+    """What the installed vLLM lacks for a well-formed checkpoint (the release
+    checks pre-flight runs inside ``LLM(...)``), and a note saying against which."""
+    try:
+        import vllm
+    except ImportError:
+        return [], "vLLM is not importable here: release checks skipped"
+    from vllm_peagle.preflight.checks import release_problems
+
+    problems = release_problems(report.config, report.verifier_config)
+    return problems, f"release checks against the installed vLLM {vllm.__version__}"
+
+
+def run_check(draft_dir: str, verifier_dir: str | None = None, out=None,
+              release: bool = True) -> int:
     out = out or sys.stdout
     report = check_checkpoint(draft_dir, verifier_dir)
     problems = list(report.problems)
     if report.config is not None and not problems:
         problems += speculators_problems(report.config)
+    if report.config is not None and not problems and release:
+        found, note = release_findings(report)
+        report.notes.append(note)
+        problems += found
     for note in report.notes:
         print(f"note: {note}", file=out)
     if problems:

@@ -34,7 +34,7 @@ def _cmd_demo(args) -> int:
 def _cmd_check(args) -> int:
     from vllm_peagle.tools.check import run_check
 
-    return run_check(args.dir, args.verifier)
+    return run_check(args.dir, args.verifier, release=not args.no_release)
 
 
 def _cmd_bench(args) -> int:
@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verifier", default=None,
                    help="verifier directory (default: speculators_config.verifier."
                         "name_or_path when it is a local directory)")
+    p.add_argument("--no-release", action="store_true",
+                   help="skip the checks against the installed vLLM release")
     p.set_defaults(fn=_cmd_check)
 
     from vllm_peagle.tools.bench import add_bench_arguments
