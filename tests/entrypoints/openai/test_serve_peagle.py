@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import TEST_DTYPE
+from tests.conftest import EAGER, TEST_DTYPE
 
 pytestmark = pytest.mark.engine
 
@@ -53,7 +53,7 @@ def server_command(model: str, port: int, extra: tuple[str, ...] = ()) -> list[s
     # Eager, as the CPU engine runs (tests/conftest.py: CPU_LLM_KWARGS).
     args = ["--host", "127.0.0.1", "--port", str(port), "--gpu-memory-utilization", "0.3",
             "--max-model-len", "2048", "--max-num-seqs", "32", "--dtype", TEST_DTYPE,
-            "--enforce-eager", *extra]
+            *(["--enforce-eager"] if EAGER else []), *extra]
     try:
         importlib.metadata.distribution("vllm")
         vllm_cli = shutil.which("vllm") or os.path.join(os.path.dirname(sys.executable), "vllm")

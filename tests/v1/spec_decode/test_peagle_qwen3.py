@@ -45,3 +45,27 @@ def test_qwen3_drafter_drafts_as_vllms_own(engine_run):
     assert ours["per_pos_accepted"] == native["per_pos_accepted"]
     # Past the first position too, or the comparison says little about parallel drafting.
     assert ours["per_pos_accepted"][0] > 0
+
+
+def test_sliding_window_is_honoured(engine_run, tiny_models):
+    """A draft whose layers are ``sliding_attention`` (speculators >= 0.7's
+    default) drafts with its window: this package's drafter drafts as vLLM's
+    own does with the window, and otherwise than with full attention.  (This
+    package's drafter gets the window from vLLM's ``LlamaAttention``, which
+    reads the draft's ``layer_types``.)"""
+    sliding = engine_run("qwen3-peagle-sliding-force")
+    full = engine_run("qwen3-peagle-force")
+    spec = sliding["speculative_config"]
+    assert (spec["method"], spec["parallel_drafting"]) == ("eagle3", True)
+    # The window changed what was drafted and accepted.
+    assert (sliding["stats"]["num_drafts"], sliding["stats"]["per_pos_accepted"]) != (
+        full["stats"]["num_drafts"], full["stats"]["per_pos_accepted"])
+    base = engine_run("qwen3-target")
+    assert_same_ids(sliding["token_ids"], base["token_ids"], base["prompt_token_ids"],
+                    tiny_models["qwen3-target"], CPU_LLM_KWARGS)
+    if not features.has_qwen3_eagle3():
+        pytest.skip("this vLLM has no Qwen3 drafter of its own (qwen3_eagle3.py) to "
+                    "compare this package's with")
+    native = engine_run("qwen3-peagle-sliding-auto")["stats"]
+    assert sliding["stats"]["num_drafts"] == native["num_drafts"]
+    assert sliding["stats"]["per_pos_accepted"] == native["per_pos_accepted"]
