@@ -1,7 +1,8 @@
 """vllm-peagle: PEagle (Parallel EAGLE) speculative decoding for vLLM, as a plugin.
 
 vLLM calls ``register()`` (entry point ``vllm.general_plugins: peagle``) in every
-process it starts.  Depending on ``VLLM_PEAGLE_MODE`` it installs the patches
+process it starts, unguarded: ``register()`` never raises (a failing patch is
+logged and marked ``failed``).  Depending on ``VLLM_PEAGLE_MODE`` it installs the patches
 below where the installed vLLM lacks them (``auto``, the default), everywhere
 (``force``, for conformance tests on vLLM >= 0.22) or nowhere (``off``).
 
@@ -45,9 +46,11 @@ Patch manifest:
            gets ``pard_token`` (the mask token the parallel-drafting proposer reads)
            nor PEagle's ``norm_before_residual=False`` default.
       How: ``register_speculator("peagle")(update_peagle)``, upstream's pure function;
-           also over 0.22/0.23's native one, which names qwen3 drafts Llama (a probe).
+           also over 0.22/0.23's native one, which names qwen3 drafts Llama, and over
+           any native one that drops ``fc_norm``/``norm_output`` (probes; through 0.33).
       Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0), #43132 (qwen3, 0.24.0)
-      Future plan: remove when the oldest supported vLLM is 0.24.0.
+      Future plan: the routing part goes when the oldest supported vLLM is 0.24.0; the
+           norm flags when upstream's ``update_peagle`` passes them on (not yet in 0.33).
 
 ** File: vllm_peagle/transformers_utils/configs/speculators/base.py **
    4. ``vllm.transformers_utils.configs.speculators.base.SpeculatorsConfig.build_vllm_speculative_config``

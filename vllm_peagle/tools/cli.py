@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--archs", nargs="+", choices=["llama", "qwen3"], default=["llama"],
                    help="which pairs to (re)train, the others are left as they are "
-                        "(the package ships the llama pair)")
+                        "(the package ships the llama and the qwen3 pair)")
     p.add_argument("--threads", type=int, default=2,
                    help="torch CPU threads; the weights are reproducible for a fixed count")
     p.set_defaults(fn=_cmd_train_tiny)
