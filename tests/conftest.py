@@ -58,6 +58,8 @@ def pytest_collection_modifyitems(config, items):
 # enough to change what it drafts on the test prompts (speculators >= 0.7 trains
 # every draft layer with sliding attention, window 2048, unless told otherwise).
 SLIDING_WINDOW = 4
+# The verifier layers the 4-aux drafts are tapped at (the tiny targets have 8).
+AUX4_IDS = [1, 3, 5, 6]
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +76,16 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
                  sliding_window=SLIDING_WINDOW, use_sliding_window=True)
     with open(os.path.join(sliding, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
-    return dict(models, **{"qwen3-peagle-sliding": sliding})
+    # Both drafts with 4 aux hidden states (speculators writes that for verifiers
+    # tapped at other than 3 layers): ids, fc and mask_hidden to match.
+    from tests.malformed import widen_to_aux
+
+    aux4 = {}
+    for kind in ("peagle", "qwen3-peagle"):
+        aux4[f"{kind}-aux4"] = os.path.join(os.path.dirname(models[kind]), f"{kind}-aux4")
+        shutil.copytree(models[kind], aux4[f"{kind}-aux4"])
+        widen_to_aux(aux4[f"{kind}-aux4"], AUX4_IDS)
+    return dict(models, **{"qwen3-peagle-sliding": sliding}, **aux4)
 
 
 @pytest.fixture(scope="session")
@@ -136,6 +147,11 @@ def scenario_specs(tiny: dict[str, str], trained: dict[str, str] | None = None
                   [os.path.join(HERE, "broken_probes"), os.environ.get("PYTHONPATH", "")]),
               "VLLM_PEAGLE_TEST_BROKEN_PROBES": "all"}
     specs["peagle-broken-probes"] = (dict(base, model=tiny["peagle"]), "auto", broken)
+    # 4 aux hidden states, Llama and Qwen3 drafts, as auto runs them.
+    for kind in ("peagle", "qwen3-peagle"):
+        target = "qwen3-target" if kind.startswith("qwen3") else "target"
+        specs[f"{kind}-aux4-auto"] = (dict(base, model=tiny[f"{kind}-aux4"]), "auto", {})
+        specs[f"{kind}-aux4-target"] = specs[target]
     # Every worker process loads the plugin: this package's code in both workers.
     tp2 = dict(base, llm_kwargs=dict(CPU_LLM_KWARGS, tensor_parallel_size=2))
     specs["peagle-tp2-force"] = (dict(tp2, model=tiny["peagle"]), "force", TP2_ENV)

@@ -74,13 +74,14 @@ def run_all(cases: list[dict], state: dict, tmp_dir: str) -> dict[str, dict]:
 
 
 def cases_of(results: dict[str, dict], prefix: str) -> dict[str, list[dict]]:
-    """One provider's results: mode -> its cases' results in its order."""
+    """One provider's results: mode -> its cases' results by their index in
+    its list (None for a case not run in that mode)."""
     out = {}
     for mode, run in results.items():
-        mine = sorted(((int(i.split(":")[1]), r) for i, r in run["cases"].items()
-                       if i.split(":")[0] == prefix))
+        mine = {int(i.split(":")[1]): r for i, r in run["cases"].items()
+                if i.split(":")[0] == prefix}
         if mine:
-            out[mode] = [r for _, r in mine]
+            out[mode] = [mine.get(i) for i in range(max(mine) + 1)]
     return out
 
 

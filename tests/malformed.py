@@ -56,6 +56,26 @@ def _add_qk_norm(t: dict) -> None:
     t["layers.0.self_attn.k_norm.weight"] = torch.ones(head_dim)
 
 
+def widen_to_aux(draft: str, ids: list[int]) -> None:
+    """Make a draft take ``len(ids)`` aux hidden states, as speculators writes it
+    for a verifier tapped at ``ids``: the ids in the config, ``fc.weight`` and
+    ``mask_hidden`` sized to match (the added inputs' weights small and seeded)."""
+    import torch
+
+    def widen(t: dict) -> None:
+        h = t["fc.weight"].shape[0]
+        extra = len(ids) * h - t["fc.weight"].shape[1]
+        g = torch.Generator().manual_seed(len(ids))
+        t["fc.weight"] = torch.cat([t["fc.weight"], 0.02 * torch.randn(
+            h, extra, generator=g, dtype=t["fc.weight"].dtype)], dim=1).contiguous()
+        flat = t["mask_hidden"].reshape(-1)
+        t["mask_hidden"] = torch.cat([flat, 0.02 * torch.randn(
+            extra, generator=g, dtype=flat.dtype)]).reshape(1, 1, -1).contiguous()
+
+    _rewrite_weights(draft, widen)
+    _edit_config(draft, lambda c: c.update(eagle_aux_hidden_state_layer_ids=ids))
+
+
 def _truncate(draft: str) -> None:
     path = os.path.join(draft, "model.safetensors")
     with open(path, "r+b") as f:

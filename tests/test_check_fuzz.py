@@ -3,7 +3,8 @@
 Random mutations of the valid tiny Llama and Qwen3 PEagle configs (a field
 deleted, its type changed, a nested value replaced, the JSON truncated), with
 a fixed seed: ``check`` exits 0 or 1, prints one line per problem and no
-traceback, and leaves the directory as it was; the mutations ``check`` refuses
+traceback, and leaves the directory as it was, and the release checks of
+those it passes raise nothing; the mutations ``check`` refuses
 go through ``EngineArgs`` (one config-only process per plugin mode, shared with
 the other engine-config tests) and raise a ``ValueError`` holding those lines.
 """
@@ -20,6 +21,7 @@ import shutil
 import pytest
 
 from tests.malformed import tree_state
+from vllm_peagle.preflight.checks import check_checkpoint, load_json, release_problems
 from vllm_peagle.tools.check import run_check
 
 SEED = 20261130
@@ -91,8 +93,13 @@ def run_fuzz(tiny: dict[str, str], root: str) -> list[dict]:
             before = tree_state(draft)
             out = io.StringIO()
             try:
-                code = run_check(draft, out=out)
+                # The release checks without check's register(), which would patch
+                # vLLM in this (the test's) process: release_problems directly.
+                code = run_check(draft, out=out, release=False)
                 error = None
+                if code == 0:
+                    release_problems(load_json(os.path.join(draft, "config.json"))[0],
+                                     check_checkpoint(draft).verifier_config)
             except Exception as e:  # the failure this test exists to find
                 code, error = None, f"{type(e).__name__}: {e}"
             runs.append({"arch": arch, "what": what, "draft": draft, "code": code,

@@ -22,6 +22,9 @@ DELIBERATE = {
     # them on; a draft trained with them must not run without them.
     "fc_norm": "passed on from the checkpoint; upstream's update_peagle drops it",
     "norm_output": "passed on from the checkpoint; upstream's update_peagle drops it",
+    # Upstream's Llama drafter sizes fc from num_aux_hidden_states (or 3), not from
+    # the aux ids: the ids' count goes with them, so other tap counts fit.
+    "num_aux_hidden_states": "the count of eagle_aux_hidden_state_layer_ids, where given",
 }
 
 

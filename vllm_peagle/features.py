@@ -121,6 +121,8 @@ def build_drafter(values: dict, drafter: str = "llama_eagle3:Eagle3LlamaForCausa
     layers = ("VocabParallelEmbedding", "ReplicatedLinear", "RMSNorm", "ParallelLMHead",
               "LogitsProcessor", "LlamaDecoderLayer", "Qwen3DecoderLayer", "ColumnParallelLinear",
               "RowParallelLinear", "QKVParallelLinear")
+    layers += tuple(name for name, obj in vars(module).items()
+                    if isinstance(obj, type) and name.endswith("DecoderLayer"))
     stand_ins = {name: stand_in(name) for name in layers}
     stand_ins.update(get_draft_quant_config=lambda *a, **k: None,
                      get_current_vllm_config=lambda: None)
@@ -172,6 +174,51 @@ def build_drafter(values: dict, drafter: str = "llama_eagle3:Eagle3LlamaForCausa
     mask = getattr(obj, "mask_hidden", None)
     return {"reads": frozenset(config.reads), "fc_input_size": fc_input,
             "mask_hidden_size": None if mask is None else int(mask.numel()), "drafter": obj}
+
+
+def peagle_drafter(model_type: str) -> str:
+    """The drafter class (``module:class`` under vLLM's models) that sizes a
+    PEagle draft of ``model_type`` here: vLLM's own Qwen3 drafter where the
+    registry sends the Qwen3 name to it, else the Llama drafter (this package's
+    Qwen3 drafter is the release's Llama one with Qwen3 attention)."""
+    if model_type == "qwen3":
+        from vllm import ModelRegistry
+
+        from vllm_peagle.model_executor.models import registry
+
+        entry = ModelRegistry.models.get("PeagleQwen3ForCausalLM")
+        if registry._target(entry) == registry.NATIVE_QWEN3_DRAFTER:
+            return "qwen3_eagle3:Eagle3Qwen3ForCausalLM"
+    return "llama_eagle3:Eagle3LlamaForCausalLM"
+
+
+def drafter_input_sizes(config_dict: dict) -> tuple[int | None, int | None]:
+    """(fc input size, mask_hidden size) that the installed release's drafter
+    builds for this PEagle checkpoint's draft config (its layer config with the
+    ``peagle`` algorithm's fields, as vLLM makes it).  Raises where the drafter
+    cannot be built here (unknown)."""
+    from vllm.transformers_utils.configs.speculators import algos
+
+    values = dict(_PROBE_CONFIG, **config_dict["transformer_layer_config"])
+    update = algos.SUPPORTED_SPECULATORS_TYPES.get("peagle")
+    if update is None:  # a release without PEagle: the plugin's own, as auto installs
+        from vllm_peagle.transformers_utils.configs.speculators.algos import update_peagle
+
+        update = update_peagle
+    update(config_dict=config_dict, pre_trained_config=values)
+    values = {k: v for k, v in values.items() if v is not None}
+    # Only the fc and mask_hidden sizes are asked: the vocabulary and the layer
+    # count (stood-in layers, a long draft_id_to_target_id) stay small, and a
+    # config whose inputs would not fit in memory here is not built.
+    values.update(vocab_size=16, draft_vocab_size=16, num_hidden_layers=1)
+    widths = [values.get("hidden_size"), values.get("target_hidden_size") or 0,
+              values.get("num_aux_hidden_states") or 0,
+              len(values.get("eagle_aux_hidden_state_layer_ids") or ())]
+    if not all(isinstance(w, int) for w in widths) or \
+            max(widths[0], widths[1]) * max(3, widths[2], widths[3]) > 2**24:
+        raise ValueError("draft sizes too large (or not integers) to build the drafter here")
+    built = build_drafter(values, peagle_drafter(values.get("model_type", "llama")))
+    return built["fc_input_size"], built["mask_hidden_size"]
 
 
 # A small draft config every Eagle3 drafter of 0.16+ can be built for.

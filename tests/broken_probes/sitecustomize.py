@@ -9,7 +9,7 @@ PROBES = {
     "vllm_peagle.features": (
         "has_parallel_drafting", "eagle3_drafter_options", "drafter_sizes_aux_inputs",
         "v2_runner_excludes_parallel_drafting", "eagle3_verifier_support",
-        "has_qwen3_eagle3", "speculators_overrides_apply"),
+        "has_qwen3_eagle3", "speculators_overrides_apply", "drafter_input_sizes"),
     "vllm_peagle.transformers_utils.configs.speculators.algos": (
         "routes_qwen3", "passes_norm_flags"),
     "vllm_peagle.transformers_utils.configs.speculators.base": (

@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 
+from tests.conftest import AUX4_IDS
 from tests.engine_config import cases_of
 from tests.malformed import _edit_config, _rewrite_weights
 
@@ -38,13 +39,16 @@ def config_cases(tiny: dict, tmp: str) -> list[tuple[dict, tuple[str, ...]]]:
     both = ("auto", "force")
     return [({"model": draft}, both), ({"model": tiny["peagle"]}, both),
             ({"model": norms}, both), ({"model": aux2}, both),
-            ({"model": tiny["peagle"], "env": {"VLLM_USE_V2_MODEL_RUNNER": "1"}}, ("auto",))]
+            ({"model": tiny["peagle"], "env": {"VLLM_USE_V2_MODEL_RUNNER": "1"}}, ("auto",)),
+            # 5, 6: 4 aux hidden states, Llama and Qwen3 drafts, in every mode.
+            ({"model": tiny["peagle-aux4"]}, ("auto", "force", "off")),
+            ({"model": tiny["qwen3-peagle-aux4"]}, ("auto", "force", "off"))]
 
 
 @pytest.fixture(scope="module")
 def results(engine_configs) -> dict[str, list[dict]]:
     results = cases_of(engine_configs, "release_checks")
-    results["v2"] = results["auto"][4:]
+    results["v2"] = results["auto"][4:5]
     return results
 
 
@@ -136,3 +140,28 @@ def test_check_reports_what_engine_args_refuses(results, index):
         lines, got["error"]["message"])
     assert "--no-release" not in proc.stdout
     assert run_check(draft, "--no-release").returncode == 0
+
+
+@pytest.mark.parametrize("index,arch", [(5, "llama"), (6, "qwen3")])
+def test_four_aux_layers(results, index, arch, tiny_models):
+    """A draft with 4 aux hidden states: never refused where vLLM alone takes
+    it (``off`` resolves it) in ``auto``; resolved with its 4 inputs
+    (``num_aux_hidden_states``), or stopped with one line naming the field and
+    the release that can, in ``auto`` and ``force``."""
+    native = results["off"][index]
+    for mode in ("auto", "force"):
+        got = results[mode][index]
+        if "error" not in got:
+            assert got["speculative_config"]["parallel_drafting"] is True
+            hf = got["draft_hf_config"]
+            assert hf["eagle_aux_hidden_state_layer_ids"] == AUX4_IDS, hf
+            assert hf["num_aux_hidden_states"] == len(AUX4_IDS), hf
+            continue
+        assert not (mode == "auto" and "error" not in native and arch == "qwen3"), (
+            "auto refuses a Qwen3 4-aux draft that vLLM alone takes", got["error"])
+        lines = [line for line in got["error"]["message"].splitlines()
+                 if line.startswith("  - ")]
+        assert len(lines) == 1, got["error"]["message"]
+        assert lines[0].startswith(("  - eagle_aux_hidden_state_layer_ids: is [1, 3, 5, 6]",
+                                    "  - transformer_layer_config.num_aux_hidden_states")), lines
+        assert "Fix: use vLLM >= 0.22.0" in lines[0]

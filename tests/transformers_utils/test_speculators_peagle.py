@@ -140,23 +140,49 @@ def test_drafter_option_guard(monkeypatch, option, release, drafter_has_it):
     assert release_problems(peagle_config(**{option: False})) == []
 
 
-@pytest.mark.parametrize("sizes_aux", [True, False])
+def _drafter_0_21(config: dict) -> tuple[int, int]:
+    """How vLLM 0.16-0.21's Llama drafter sizes its inputs (read in the wheels):
+    fc for 3 * (target_hidden_size or hidden_size), mask_hidden 3 * hidden_size."""
+    hidden = config["transformer_layer_config"]["hidden_size"]
+    return 3 * (config.get("target_hidden_size") or hidden), 3 * hidden
+
+
+def _drafter_0_22(config: dict) -> tuple[int, int]:
+    """vLLM >= 0.22: both from the aux count and target_hidden_size."""
+    from vllm_peagle.preflight.checks import expected_num_aux
+
+    layer = config["transformer_layer_config"]
+    n = expected_num_aux(config) * (config.get("target_hidden_size") or layer["hidden_size"])
+    return n, n
+
+
+@pytest.mark.parametrize("drafter", [_drafter_0_22, _drafter_0_21])
 @pytest.mark.parametrize("fields,field", [
     ({"transformer_layer_config": {"model_type": "llama", "hidden_size": 64,
                                    "num_aux_hidden_states": 2}},
      "transformer_layer_config.num_aux_hidden_states"),
     ({"transformer_layer_config": {"model_type": "llama", "hidden_size": 64},
+      "eagle_aux_hidden_state_layer_ids": [1, 2, 3, 4]}, "eagle_aux_hidden_state_layer_ids"),
+    ({"transformer_layer_config": {"model_type": "llama", "hidden_size": 64},
       "target_hidden_size": 128}, "target_hidden_size"),
 ])
-def test_fixed_aux_sizing_guard(monkeypatch, sizes_aux, fields, field):
+def test_drafter_input_size_guard(monkeypatch, drafter, fields, field):
+    """Pre-flight refuses exactly where the drafter builds other inputs than the
+    checkpoint has, naming the field and 0.22.0; an unknown answer refuses nothing."""
     monkeypatch.setattr("vllm_peagle.features.has_parallel_drafting", lambda: True)
-    monkeypatch.setattr("vllm_peagle.features.drafter_sizes_aux_inputs", lambda: sizes_aux)
+    monkeypatch.setattr("vllm_peagle.features.drafter_input_sizes", drafter)
     problems = release_problems(peagle_config(**fields))
-    if sizes_aux:
+    if drafter is _drafter_0_22:
         assert problems == []
     else:
         assert [p.field for p in problems] == [field]
         assert "Fix: use vLLM >= 0.22.0" in problems[0].message
+
+    def unknown(config):
+        raise RuntimeError("cannot build the drafter here")
+
+    monkeypatch.setattr("vllm_peagle.features.drafter_input_sizes", unknown)
+    assert release_problems(peagle_config(**fields)) == []
 
 
 @pytest.mark.parametrize("value,excluded,fires", [

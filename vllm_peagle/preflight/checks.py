@@ -152,10 +152,16 @@ def config_problems(config_dict: dict[str, Any]) -> list[Problem]:
 
 
 def expected_num_aux(config_dict: dict[str, Any]) -> int:
-    """How many aux hidden states vLLM's Eagle3 drafter sizes its fc for."""
+    """How many aux hidden states the checkpoint's fc takes, by its own config:
+    ``transformer_layer_config.num_aux_hidden_states``, else one per
+    ``eagle_aux_hidden_state_layer_ids`` entry (speculators writes the ids and
+    an fc to match, for any tap count), else vLLM's default of 3."""
     layer = config_dict.get("transformer_layer_config") or {}
     n = layer.get("num_aux_hidden_states") if isinstance(layer, dict) else None
-    return n if _is_int(n) and n > 0 else VLLM_DEFAULT_NUM_AUX
+    if _is_int(n) and n > 0:
+        return n
+    ids = config_dict.get("eagle_aux_hidden_state_layer_ids")
+    return len(ids) if isinstance(ids, list) and ids else VLLM_DEFAULT_NUM_AUX
 
 
 def text_config(verifier_config: dict[str, Any]) -> dict[str, Any]:
@@ -298,8 +304,9 @@ def weights_problems(draft_dir: str, config_dict: dict[str, Any],
 
     fc = shape("fc.weight")
     if fc is not None and fc_in is not None and fc != [hidden, fc_in]:
-        add("fc.weight", f"has shape {fc} but vLLM builds [hidden_size, n_aux * "
-            f"target_hidden_size] = [{hidden}, {n_aux} * {target_hidden}] = [{hidden}, {fc_in}]. "
+        add("fc.weight", f"has shape {fc} but the config says [hidden_size, n_aux * "
+            f"target_hidden_size] = [{hidden}, {n_aux} * {target_hidden}] = [{hidden}, {fc_in}] "
+            "(n_aux: num_aux_hidden_states, else the aux layer ids' count, else 3). "
             "Fix: set target_hidden_size / num_aux_hidden_states to match the weights")
     mask = shape("mask_hidden")
     if mask is None:
@@ -464,22 +471,7 @@ def release_problems(config_dict: dict[str, Any],
                 option, f"is true, but the installed vLLM's Eagle3 drafter (llama_eagle3.py) "
                 f"has no {option} option: the draft would run without it, its greedy "
                 f"output still right but its acceptance lower. Fix: use vLLM >= {release}"))
-    if _ask(features.drafter_sizes_aux_inputs) is False:
-        layer = config_dict["transformer_layer_config"]
-        n_aux, hidden = expected_num_aux(config_dict), layer.get("hidden_size")
-        target_hidden = config_dict.get("target_hidden_size")
-        if n_aux != VLLM_DEFAULT_NUM_AUX:
-            problems.append(Problem(
-                "transformer_layer_config.num_aux_hidden_states",
-                f"is {n_aux}, but the installed vLLM's Eagle3 drafter holds exactly 3 aux "
-                "hidden states (fc and mask_hidden sized 3 * hidden_size). "
-                "Fix: use vLLM >= 0.22.0"))
-        if _is_int(target_hidden) and _is_int(hidden) and target_hidden != hidden:
-            problems.append(Problem(
-                "target_hidden_size",
-                f"is {target_hidden}, but the installed vLLM's Eagle3 drafter sizes "
-                f"mask_hidden as 3 * hidden_size = {3 * hidden}, not 3 * target_hidden_size "
-                f"= {3 * target_hidden}. Fix: use vLLM >= 0.22.0"))
+    problems += _drafter_size_problems(config_dict, verifier_config)
     v2 = os.environ.get("VLLM_USE_V2_MODEL_RUNNER", "").strip().lower()
     if v2 in ("1", "true") and _ask(features.v2_runner_excludes_parallel_drafting) is False:
         problems.append(Problem(
@@ -496,4 +488,43 @@ def release_problems(config_dict: dict[str, Any],
                 f"is a {arch}, which the installed vLLM cannot tap for Eagle3 aux hidden "
                 f"states ({arch} does not implement SupportsEagle3 here). Fix: use a vLLM "
                 f"release whose {arch} supports Eagle3, or a verifier architecture that does"))
+    return problems
+
+
+def _drafter_size_problems(config_dict: dict[str, Any],
+                           verifier_config: dict[str, Any] | None) -> list[Problem]:
+    """Whether the installed release's drafter for this checkpoint builds fc
+    and mask_hidden for the inputs the checkpoint has (its aux count times the
+    target's width): asked of the drafter itself (``features.drafter_input_sizes``);
+    an unknown answer refuses nothing."""
+    from vllm_peagle import features
+
+    layer = config_dict["transformer_layer_config"]
+    hidden = layer.get("hidden_size")
+    target = text_config(verifier_config or {})
+    target_hidden = config_dict.get("target_hidden_size") or target.get("hidden_size") or hidden
+    n_aux = expected_num_aux(config_dict)
+    if not (_is_int(hidden) and _is_int(target_hidden)):
+        return []
+    sizes = _ask(features.drafter_input_sizes, config_dict)
+    if sizes is None:
+        return []
+    want = n_aux * target_hidden
+    fc, mask = sizes
+    problems = []
+    if fc != want:
+        ids = config_dict.get("eagle_aux_hidden_state_layer_ids")
+        field = ("eagle_aux_hidden_state_layer_ids" if ids and "num_aux_hidden_states" not in layer
+                 else "transformer_layer_config.num_aux_hidden_states")
+        value = ids if field == "eagle_aux_hidden_state_layer_ids" else n_aux
+        problems.append(Problem(
+            field, f"is {value!r}: the checkpoint's fc takes {n_aux} aux hidden states of "
+            f"{target_hidden} ({want} inputs), but the installed vLLM's drafter for it builds "
+            f"fc for {fc}. Fix: use vLLM >= 0.22.0 (Llama drafts; Qwen3 drafts with vLLM's "
+            "own Qwen3 drafter from 0.24.0)"))
+    elif mask is not None and mask != want:
+        problems.append(Problem(
+            "target_hidden_size", f"is {config_dict.get('target_hidden_size')!r}, but the "
+            f"installed vLLM's drafter sizes mask_hidden as {mask}, not {n_aux} * "
+            f"{target_hidden} = {want}. Fix: use vLLM >= 0.22.0"))
     return problems

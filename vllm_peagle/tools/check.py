@@ -46,7 +46,11 @@ def release_findings(report) -> tuple[list[Problem], str]:
         import vllm
     except ImportError:
         return [], "vLLM is not importable here: release checks skipped"
+    import vllm_peagle
     from vllm_peagle.preflight.checks import release_problems
+
+    # vLLM as LLM(...) would have it: with the plugin's patches (VLLM_PEAGLE_MODE).
+    vllm_peagle.register()
 
     problems = release_problems(report.config, report.verifier_config)
     return problems, f"release checks against the installed vLLM {vllm.__version__}"

@@ -24,6 +24,9 @@ RUNS = {
     "peagle-k5-force": ("peagle", True, K_OVERRIDE),
     "eagle3-k5-force": ("eagle3", False, K_OVERRIDE),
     "peagle-explicit-force": ("peagle", True, K_EXPLICIT),
+    # 4 aux hidden states (ids, fc and mask_hidden to match), as auto runs them.
+    "peagle-aux4-auto": ("peagle-aux4", True, None),
+    "qwen3-peagle-aux4-auto": ("qwen3-peagle-aux4", True, None),
 }
 
 
@@ -37,7 +40,7 @@ def checkpoint_k(draft_dir: str) -> int:
 def test_greedy_token_ids_equal_target_only(engine_run, tiny_models, name):
     kind, parallel, k = RUNS[name]
     k = k or checkpoint_k(tiny_models[kind])
-    base = engine_run("target")
+    base = engine_run(f"{kind}-target" if kind.endswith("aux4") else "target")
     run = engine_run(name)
     spec = run["speculative_config"]
     assert spec["method"] == "eagle3"
@@ -56,4 +59,4 @@ def test_greedy_token_ids_equal_target_only(engine_run, tiny_models, name):
     # Each prompt was generated in full (ignore_eos), so equality covers every token.
     assert all(len(ids) == run["scenario"]["max_tokens"] for ids in run["token_ids"])
     assert_same_ids(run["token_ids"], base["token_ids"], base["prompt_token_ids"],
-                    tiny_models["target"], CPU_LLM_KWARGS)
+                    base["scenario"]["model"], CPU_LLM_KWARGS)

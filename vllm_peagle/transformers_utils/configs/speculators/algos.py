@@ -14,7 +14,10 @@ qwen3-arch draft does not get ``PeagleQwen3ForCausalLM`` (upstream's choice by
 
 Beyond upstream: ``fc_norm`` and ``norm_output`` are passed on, as upstream's
 ``update_eagle3`` does and its ``update_peagle`` (through 0.33) does not; ``auto``
-installs this fix over a native function that drops them (a probe asks it).
+installs this fix over a native function that drops them (a probe asks it).  And
+``num_aux_hidden_states`` is the count of ``eagle_aux_hidden_state_layer_ids``
+where the layer config does not set it, so that a Llama draft with other than 3
+aux layers gets an fc of its own size (vLLM >= 0.22's drafter reads it).
 
 Like upstream's, ``update_peagle`` is a pure function of its two dicts: it
 assumes a well-formed checkpoint.  Malformed ones and releases that cannot run
@@ -45,7 +48,9 @@ def update_peagle(config_dict: dict, pre_trained_config: dict) -> None:
     - mask_token_id (required): Token ID used for parallel drafting mask
       placeholders, mapped to pard_token for the proposer
     - eagle_aux_hidden_state_layer_ids: Layer indices from the target model
-      whose intermediate hidden states are used as auxiliary inputs
+      whose intermediate hidden states are used as auxiliary inputs; their count
+      as num_aux_hidden_states unless the layer config sets it (beyond upstream:
+      the Llama drafter sizes fc from that, not from the ids)
     - architectures: chosen by transformer_layer_config.model_type
     """
     pre_trained_config["draft_vocab_size"] = config_dict.get("draft_vocab_size")
@@ -66,6 +71,11 @@ def update_peagle(config_dict: dict, pre_trained_config: dict) -> None:
         pre_trained_config["eagle_aux_hidden_state_layer_ids"] = config_dict[
             "eagle_aux_hidden_state_layer_ids"
         ]
+        # Beyond upstream: vLLM's Llama drafter sizes fc from num_aux_hidden_states
+        # (or 3), not from these ids, which speculators writes (with an fc to
+        # match) for any tap count; its Qwen3 drafter counts the ids itself.
+        pre_trained_config.setdefault(
+            "num_aux_hidden_states", len(config_dict["eagle_aux_hidden_state_layer_ids"]))
 
 
 def _probe(update, config_dict: dict, layer: dict) -> dict | None:
