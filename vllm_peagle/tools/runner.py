@@ -53,11 +53,26 @@ def speculative_summary(llm: Any) -> dict[str, Any] | None:
 
 def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
     """Start the engine, do the work, return a JSON-able dict (errors included)."""
+    import logging
+
+    # The plugin's registration line in this process, kept whatever vLLM's logging
+    # set-up does to handlers (with the engine core in-process, the only one).
+    plugin_records: list[str] = []
+    plugin_logger = logging.getLogger("vllm.plugins.peagle")
+    plugin_logger.setLevel(logging.INFO)
+    handle = plugin_logger.handle
+
+    def keep(record):
+        plugin_records.append(record.getMessage())
+        return handle(record)
+
+    plugin_logger.handle = keep
     from vllm import LLM, SamplingParams
 
     from vllm_peagle.tools.spec_decode_stats import compute_spec_decode_stats
 
-    result: dict[str, Any] = {"scenario": scenario, "ok": False}
+    result: dict[str, Any] = {"scenario": scenario, "ok": False,
+                              "plugin_records": plugin_records}
     kwargs = dict(scenario.get("llm_kwargs") or {})
     if scenario.get("speculative_config") is not None:
         kwargs["speculative_config"] = scenario["speculative_config"]
@@ -124,9 +139,12 @@ def run_isolated(scenario: dict[str, Any], mode: str | None = None,
         with open(out_path) as f:
             result = json.load(f)
     result["log_tail"] = proc.stderr[-3000:]
-    # The plugin's one INFO line per process that loaded it (workers included).
+    # The plugin's one INFO line per process that loaded it (workers included),
+    # and the runner's own process's, as it kept it.
     result["plugin_log"] = [line for line in (proc.stdout + proc.stderr).splitlines()
-                            if "vllm-peagle (" in line]
+                            if "vllm-peagle (" in line] + [
+        f"(runner) {line}" for line in result.get("plugin_records", [])
+        if line.startswith("vllm-peagle (")]
     return result
 
 
