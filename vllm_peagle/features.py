@@ -137,13 +137,15 @@ def build_drafter(values: dict, drafter: str = "llama_eagle3:Eagle3LlamaForCausa
     vocab = target_vocab or values.get("vocab_size", 8)
     model_config = types.SimpleNamespace(
         dtype=torch.float32, hf_config=config, hf_text_config=config,
-        get_total_num_hidden_layers=lambda: target_layers, get_vocab_size=lambda: vocab,
-        get_hidden_size=lambda: values.get("hidden_size"))
+        get_total_num_hidden_layers=lambda: target_layers,
+        get_num_layers=lambda *args, **kwargs: target_layers,  # 0.16-0.21
+        get_vocab_size=lambda: vocab, get_hidden_size=lambda: values.get("hidden_size"))
     speculative_config = types.SimpleNamespace(
         draft_model_config=types.SimpleNamespace(hf_config=config, dtype=torch.float32),
         parallel_drafting=True, method="eagle3", num_speculative_tokens=2)
     vllm_config = types.SimpleNamespace(speculative_config=speculative_config,
-                                        model_config=model_config, quant_config=None)
+                                        model_config=model_config, quant_config=None,
+                                        parallel_config=_Permissive())
     # The inner model class the drafter builds (llama_eagle3's LlamaModel, or the
     # module's own), constructed with the rebound __init__.
     inner_classes = {name: obj for name, obj in vars(module).items()
@@ -300,9 +302,9 @@ def v2_runner_excludes_parallel_drafting() -> bool | None:
         return False if vllm_module_exists("v1.worker.gpu.model_runner") else None
 
     def unsupported(parallel: bool) -> list:
-        fake = types.SimpleNamespace(**{name: _Permissive() for name in (
-            "model_config", "parallel_config", "compilation_config", "cache_config",
-            "scheduler_config", "device_config", "lora_config", "kv_transfer_config")})
+        # Every other part of the config answers harmlessly; the two calls differ
+        # in parallel drafting alone.
+        fake = _Permissive()
         fake.speculative_config = types.SimpleNamespace(
             method="eagle3", parallel_drafting=parallel, num_speculative_tokens=2,
             draft_model_config=_Permissive(), use_eagle=lambda: True)

@@ -36,10 +36,14 @@ def config_cases(tiny: dict, tmp: str) -> list[tuple[dict, tuple[str, ...]]]:
     _edit_config(aux2, lambda c: (c["transformer_layer_config"].update(num_aux_hidden_states=2),
                                   c.update(eagle_aux_hidden_state_layer_ids=[2, 5])))
     _rewrite_weights(aux2, _two_aux)
+    # Its own copy: pre-flight checks a directory once per process (the V2 runner
+    # variable is read then), and the plain draft has passed already.
+    v2 = os.path.join(tmp, "v2")
+    shutil.copytree(tiny["peagle"], v2)
     both = ("auto", "force")
     return [({"model": draft}, both), ({"model": tiny["peagle"]}, both),
             ({"model": norms}, both), ({"model": aux2}, both),
-            ({"model": tiny["peagle"], "env": {"VLLM_USE_V2_MODEL_RUNNER": "1"}}, ("auto",)),
+            ({"model": v2, "env": {"VLLM_USE_V2_MODEL_RUNNER": "1"}}, ("auto",)),
             # 5, 6: 4 aux hidden states, Llama and Qwen3 drafts, in every mode.
             ({"model": tiny["peagle-aux4"]}, ("auto", "force", "off")),
             ({"model": tiny["qwen3-peagle-aux4"]}, ("auto", "force", "off"))]
