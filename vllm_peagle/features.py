@@ -118,9 +118,10 @@ def build_drafter(values: dict, drafter: str = "llama_eagle3:Eagle3LlamaForCausa
             return torch.nn.Identity()
         return make
 
+    # The module's decoder-layer classes (its own and those it imports) and the
+    # layers the drafters build directly.
     layers = ("VocabParallelEmbedding", "ReplicatedLinear", "RMSNorm", "ParallelLMHead",
-              "LogitsProcessor", "LlamaDecoderLayer", "Qwen3DecoderLayer", "ColumnParallelLinear",
-              "RowParallelLinear", "QKVParallelLinear")
+              "LogitsProcessor", "ColumnParallelLinear", "RowParallelLinear", "QKVParallelLinear")
     layers += tuple(name for name, obj in vars(module).items()
                     if isinstance(obj, type) and name.endswith("DecoderLayer"))
     stand_ins = {name: stand_in(name) for name in layers}
