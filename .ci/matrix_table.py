@@ -35,17 +35,47 @@ def row(r: dict) -> str:
             f"{qwen3} | {'; '.join(refuses) or '-'} | {off} |")
 
 
+def zoo_table(rows: list[dict]) -> list[str]:
+    """The checkpoint zoo (tests/zoo.py) in ``auto``, variant x release: runs, or
+    pre-flight's stop line."""
+    rows = sorted(rows, key=lambda r: _key(r["vllm"]))
+    variants = list(dict.fromkeys(v for r in rows for v in r["zoo"]))
+    out = ["| zoo checkpoint | " + " | ".join(r["vllm"] for r in rows) + " |",
+           "|---|" + "---|" * len(rows)]
+    for v in variants:
+        out.append(f"| {v} | " + " | ".join(r["zoo"].get(v, "-") for r in rows) + " |")
+    return out
+
+
+def zoo_engine_table(r: dict) -> list[str]:
+    """The zoo's engines on one release: off, auto and force."""
+    out = [f"Zoo engines, vLLM {r['vllm']} (CPU, float32, greedy):", "",
+           "| zoo checkpoint | off | auto | force |", "|---|---|---|---|"]
+    for v, row in r["zoo"].items():
+        out.append(f"| {v} | {row['off']} | {row['auto']} | {row['force']} |")
+    return out
+
+
 def main() -> int:
     folder = sys.argv[1] if len(sys.argv) > 1 else ".venv-matrix/summary"
-    rows = []
-    for name in os.listdir(folder):
+    kinds: dict[str, list[dict]] = {"release": [], "zoo": [], "zoo-engine": []}
+    for name in sorted(os.listdir(folder)):
         if name.endswith(".json"):
+            kind = ("zoo-engine" if name.startswith("zoo-engine-") else
+                    "zoo" if name.startswith("zoo-") else "release")
             with open(os.path.join(folder, name)) as f:
-                rows.append(json.load(f))
-    print("| vLLM | `auto` installs | kept native | Qwen3 drafter | pre-flight refuses | plugin `off` |")
-    print("|---|---|---|---|---|---|")
-    for r in sorted(rows, key=lambda r: _key(r["vllm"])):
-        print(row(r))
+                kinds[kind].append(json.load(f))
+    if kinds["release"]:
+        print("| vLLM | `auto` installs | kept native | Qwen3 drafter | pre-flight refuses "
+              "| plugin `off` |")
+        print("|---|---|---|---|---|---|")
+        for r in sorted(kinds["release"], key=lambda r: _key(r["vllm"])):
+            print(row(r))
+    if kinds["zoo"]:
+        print("\nThe checkpoint zoo in `auto`, config level (runs, or pre-flight's stop):\n")
+        print("\n".join(zoo_table(kinds["zoo"])))
+    for r in kinds["zoo-engine"]:
+        print("\n" + "\n".join(zoo_engine_table(r)))
     return 0
 
 

@@ -32,6 +32,7 @@ PROVIDERS = {
     "tests.test_native_parity": "native_parity",
     "tests.entrypoints.openai.test_serve_speculative_config": "serve",
     "tests.test_check_fuzz": "fuzz",
+    "tests.test_zoo": "zoo",
 }
 
 
