@@ -41,6 +41,10 @@ fi
 printf '%s\n' "$meta" | sed -n 's/^Requires-Dist: //p' | grep -v 'extra ==' \
   | grep -v -E '^(torch|torchaudio|torchvision)([=<>! ;]|$)' > "$wheels/requirements.txt"
 "$py" -m pip install -q -r "$wheels/requirements.txt"
+# As in the Makefile: CUDA builds of torchvision/torchaudio/torchcodec that some
+# requirement pulls in (0.28) fail to load against this torch; remove them then.
+"$py" -c 'import importlib.util as u; [__import__(m) for m in ("torchvision", "torchaudio", "torchcodec") if u.find_spec(m)]' 2>/dev/null \
+  || "$py" -m pip uninstall -q -y torchvision torchaudio torchcodec
 "$py" -m pip install -q --no-deps -e "$root"
 "$py" -m pip install -q pytest
 "$py" -c 'import vllm, torch; print("matrix venv: vllm", vllm.__version__, "torch", torch.__version__)'

@@ -22,7 +22,11 @@ at once, and every other step, then the last job, runs on the last GPU.
 
 Writes ``OUT/gpu_session.json`` after every step and prints a short table last.
 usage: python benchmarks/gpu_session.py OUT [--smoke]
-       [--only=trained,proof,overrides,serve_sc,config,offline,serve,bench]
+       [--only=release,release_tp2,trained,proof,overrides,serve_sc,config,offline,serve,bench]
+
+``release`` (``release_tp2`` at TP=2): every check of one release in one process
+per plugin mode (see ``release``): the tiny pairs, the K override, the explicit
+draft, the zoo's GPU subset, ``auto`` against the targets alone and against ``off``.
 (--smoke: CPU-sized, for a dry run)
 """
 
@@ -158,6 +162,85 @@ def trained(s: Session, llm_kwargs: dict) -> None:
                 "rtol": config.per_pos_rtol,
                 "outside_tolerance": figure_problems(config, stats) if r["ok"] else None,
                 "generate_s": r.get("generate_s"), "startup_s": r.get("startup_s")})
+
+
+# The zoo's GPU subset (tests/zoo.py): where this package's code path differs
+# from vLLM's own (aux counts, the Qwen3 drafter, sliding windows, the norm flags)
+# and the published shapes.
+ZOO_GPU_SUBSET = ("qwen3", "qwen3-aux4", "llama-aux4", "qwen3-sliding-4",
+                  "qwen3-trainer-defaults", "published-qwen3-8b-shape", "native-ptd",
+                  "qwen3-fc-norm", "llama-4-layers")
+
+
+def _drafts(r: dict) -> dict | None:
+    st = r.get("stats") or {}
+    return {k: st.get(k) for k in ("num_drafts", "num_draft_tokens", "per_pos_accepted")} \
+        if r.get("ok") else None
+
+
+def release(s: Session, tiny: dict, tp: int) -> None:
+    """This release's engines, every one of a mode in one process (vLLM imported
+    once, each engine shut down before the next): the tiny pairs (eager and CUDA
+    graphs), the K override, the explicit draft and the zoo's GPU subset, in
+    float32 (greedy ids against the targets' alone) with the plugin in ``auto``;
+    on a release with native PEagle (``off`` resolves it) the same in ``off``,
+    drafts compared.  ``tp``: tensor-parallel size."""
+    from tests.zoo import speculative_request, targets_of, write_zoo
+
+    zoo = write_zoo(tiny, os.path.join(s.out, "zoo"), names=ZOO_GPU_SUBSET)
+    kw = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "max_num_seqs": 16,
+          "dtype": "float32", "enforce_eager": True, "tensor_parallel_size": tp}
+    base = {"prompts": DEFAULT_PROMPTS, "max_tokens": 32}
+    named = {
+        "target": dict(model=tiny["target"]), "qwen3-target": dict(model=tiny["qwen3-target"]),
+        "peagle": dict(model=tiny["peagle"]), "qwen3-peagle": dict(model=tiny["qwen3-peagle"]),
+        "peagle-cudagraphs": dict(model=tiny["peagle"], cudagraphs=True),
+        "target-cudagraphs": dict(model=tiny["target"], cudagraphs=True),
+        "k-override": dict(model=tiny["peagle"], speculative_config={"num_speculative_tokens": 5}),
+        "explicit-draft": dict(model=tiny["target"], speculative_config={
+            "model": tiny["peagle"], "method": "peagle", "num_speculative_tokens": 4}),
+    }
+    from tests.zoo import BY_NAME
+
+    for name, path in zoo.items():
+        named[f"zoo:{name}"] = speculative_request(BY_NAME[name], path, targets_of(tiny))
+    scenarios = []
+    for name, spec in named.items():
+        spec = dict(spec)
+        eager = not spec.pop("cudagraphs", False) or s.smoke  # CPU smoke runs: eager only
+        scenarios.append(dict(base, **spec, llm_kwargs=dict(kw, enforce_eager=eager)))
+    env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "1" if tp > 1 else "0"}
+    runs = {"auto": dict(zip(named, run_isolated(scenarios, mode="auto", env=env, timeout=1500)))}
+    # off on the speculative scenarios: a pre-PEagle release rejects them, a
+    # native one runs them (then drafts are compared).
+    spec_names = [n for n in named if "target" not in n]
+    off = run_isolated([scenarios[list(named).index(n)] for n in spec_names], mode="off",
+                       env=env, timeout=1500)
+    runs["off"] = dict(zip(spec_names, off))
+    targets = {"llama": "target", "qwen3": "qwen3-target"}
+    checks = {}
+    for name in spec_names:
+        a, o = runs["auto"][name], runs["off"][name]
+        model = named[name]["model"]
+        arch = "qwen3" if model in (tiny["qwen3-peagle"], tiny["qwen3-target"]) or \
+            name.startswith("zoo:qwen3") or name == "zoo:published-qwen3-8b-shape" else "llama"
+        target = runs["auto"]["target-cudagraphs" if name == "peagle-cudagraphs"
+                              else targets[arch]]
+        sc = a.get("speculative_config") or {}
+        checks[name] = {
+            "auto_ok": a["ok"], "auto_error": None if a["ok"] else (a.get("error") or "")[-600:],
+            "method": sc.get("method"), "parallel_drafting": sc.get("parallel_drafting"),
+            "k": sc.get("num_speculative_tokens"),
+            "drafted_per_step": (a.get("stats") or {}).get("draft_tokens_per_step"),
+            "per_pos_acceptance": (a.get("stats") or {}).get("per_pos_acceptance_rates"),
+            "ids_equal_target_only": bool(a["ok"] and target["ok"]
+                                          and a["token_ids"] == target["token_ids"]),
+            "off_ok": o["ok"], "off_error": None if o["ok"] else (o.get("error") or "")[-300:],
+            "drafts_equal_off": None if not (a["ok"] and o["ok"]) else _drafts(a) == _drafts(o),
+            "startup_s": a.get("startup_s")}
+    s.step(f"release_tp{tp}", {"tp": tp, "checks": checks,
+                               "targets_ok": {n: runs["auto"][n]["ok"] for n in named
+                                              if "target" in n}})
 
 
 def pytest_tier(s: Session, files: list[str], name: str, env: dict) -> None:
@@ -358,6 +441,18 @@ def table(s: Session) -> str:
                         f"(CPU {r['expected_acceptance_len']}, "
                         f"{list(r['expected_per_pos_acceptance_rates'])}; outside "
                         f"+-{r['rtol']:.0%}: {r['outside_tolerance']}) |")
+    for key, r in st.items():
+        if key.startswith("release_tp"):
+            for name, c in r["checks"].items():
+                rows.append(
+                    f"| TP={r['tp']} {name} | " + (
+                        f"{c['method']} parallel={c['parallel_drafting']} K={c['k']} "
+                        f"drafted/step={c['drafted_per_step']} ids==target-only "
+                        f"{c['ids_equal_target_only']}; off: "
+                        + ("runs, drafts equal " + str(c["drafts_equal_off"]) if c["off_ok"]
+                           else "fails")
+                        if c["auto_ok"] else f"auto FAILS: {(c['auto_error'] or '')[-150:]}")
+                    + " |")
     for key in ("pytest_serve_speculative_config", "pytest_config_tier", "pytest_offline_tier",
                 "pytest_serve"):
         r = st.get(key)
@@ -420,6 +515,10 @@ def main() -> int:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(len(plan) - 1)
         if slices[-1]:
             os.sched_setaffinity(0, slices[-1])
+    if "release" in steps:
+        guarded("release_tp1", release, s, tiny, 1)
+    if "release_tp2" in steps:
+        guarded("release_tp2", release, s, tiny, 2)
     if "trained" in steps:
         guarded("trained", trained, s, llm_kwargs)
     if "proof" in steps:

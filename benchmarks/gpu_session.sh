@@ -1,32 +1,53 @@
 #!/usr/bin/env bash
-# A whole GPU session's checks on a CUDA host that reaches no registry.
-# Before: the wheelhouse parts in $WH (../shared/gpu/README.md) and this package's
-# wheel plus pytest's in .gpu/pkg (see benchmarks/README.md for the staging calls).
-# usage: bash benchmarks/gpu_session.sh OUT [--only=trained,proof,overrides,serve_sc,config,offline,serve,bench]
-# PKG: the folder with this package's wheel (default .gpu/pkg).
+# A whole GPU session on a CUDA host that reaches no registry, one or more vLLM
+# releases: installs the staged wheelhouse once (benchmarks/gpu_wheelhouse.sh,
+# gathered in $WH; this package's wheel in $PKG), then runs
+# benchmarks/gpu_session.py for each release with its own site on PYTHONPATH,
+# results in OUT/<device>-vllm-<version>/.  With as many GPUs as releases, the
+# releases run side by side, one GPU each; then RELEASES_TP2 at TP=2 on two GPUs.
+# Prints each release's short table last.
+# usage: RELEASES="0.22.0 0.23.0" [RELEASES_TP2="0.23.0"] [ONLY=release,trained]
+#        bash benchmarks/gpu_session.sh OUT
 # GSM8K_REQUESTS: lm-eval's GSM8K requests recorded on the CPU for the trained step
 #   (python -m vllm_peagle.tools.gsm8k record FILE --limit 30).
-# BENCH_BUDGET_S: seconds after which the bench starts no more engines.
 set -euo pipefail
-out=${1:?usage: gpu_session.sh OUT [--only=...]}
-shift
+out=${1:?usage: RELEASES=... gpu_session.sh OUT}
 WH=${WH:-/tmp/wh}
-SITE=${SITE:-/tmp/site}
-# This package goes to a folder of its own: `pip install --target --upgrade` into
-# the wheelhouse's folder would replace its bin/ and with it the `vllm` command.
-PKG_SITE=${PKG_SITE:-/tmp/site-peagle}
+PKG=${PKG:-.gpu/pkg}
+ONLY=${ONLY:-release}
 cd "$(dirname "$0")/.."
-if [ ! -f "$SITE/.vllm-peagle-installed" ]; then
-  bash "$WH/install-wheelhouse.sh" "$WH" "$SITE"
-  # The plugin is found through its installed entry point.
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$PKG_SITE" "${PKG:-.gpu/pkg}"/*.whl
-  touch "$SITE/.vllm-peagle-installed"
+mkdir -p "$out"
+if [ ! -f /tmp/site-peagle/.installed ]; then
+  bash benchmarks/gpu_install.sh "$WH" "$PKG"
+  touch /tmp/site-peagle/.installed
 fi
-export PYTHONPATH="$PKG_SITE:$SITE" PATH="$SITE/bin:$PKG_SITE/bin:$PATH"
 export VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1
 # The tests' engines in the GPU backends' own dtype (bf16 from the float32 tiny weights).
 export VLLM_PEAGLE_TEST_DTYPE=${VLLM_PEAGLE_TEST_DTYPE:-auto}
 # Leave NVLink multicast off on shared hosts.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python3 benchmarks/gpu_session.py "$out" "$@"
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
+device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | awk '{print tolower($NF)}')
+[ "${gpus:-0}" -ge 2 ] && device="${device}x${gpus}"
+
+run() {  # release gpus only -> OUT/<device>-vllm-<release>[-tp2]
+  local release=$1 visible=$2 only=$3 tag=$4
+  CUDA_VISIBLE_DEVICES=$visible PYTHONPATH=/tmp/site-peagle:/tmp/site-$release \
+    python3 benchmarks/gpu_session.py "$out/$device-vllm-$release$tag" --only="$only" \
+    > "$out/$device-vllm-$release$tag.log" 2>&1
+}
+read -r -a releases <<< "${RELEASES:?set RELEASES}"
+pids=()
+for i in "${!releases[@]}"; do
+  if [ "${gpus:-1}" -ge "${#releases[@]}" ]; then
+    run "${releases[$i]}" "$i" "$ONLY" "" & pids+=($!)
+  else
+    run "${releases[$i]}" 0 "$ONLY" ""
+  fi
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+for release in ${RELEASES_TP2:-}; do
+  run "$release" 0,1 release_tp2 -tp2 || true
+done
+for f in "$out"/*.log; do echo "=== $f"; sed -n '/^[^|]* | vLLM /,$p' "$f"; done

@@ -7,7 +7,8 @@ Each test module that has such cases gives them with ``config_cases(tiny, tmp)``
 state (``tests/plugin_state.py``) recorded first in each process, before
 anything else loads the plugin.
 
-A case is {"model": ..., "speculative_config": ... (optional)}, or {"cli": [...]}:
+A case is {"model": ..., "speculative_config": ..., "engine_args": {...}} (the
+last two optional), or {"cli": [...]}:
 the arguments of ``vllm serve`` (the server's own parser and
 ``AsyncEngineArgs.from_cli_args``, as the server builds its engine); "env"
 sets environment variables for that case alone.  Its result holds the
@@ -114,7 +115,8 @@ def resolve(case: dict) -> dict:
             engine_args = serve_engine_args(case["cli"])
         else:
             engine_args = EngineArgs(model=case["model"], gpu_memory_utilization=0.3,
-                                     speculative_config=case.get("speculative_config"))
+                                     speculative_config=case.get("speculative_config"),
+                                     **case.get("engine_args", {}))
         config = engine_args.create_engine_config()
     except Exception as e:  # the type and the text are what the tests check
         entry["error"] = {"type": type(e).__name__,

@@ -37,6 +37,14 @@ def test_pipeline_validates_against_buildkite_schema():
     assert any('"vllm==0.21.0"' in c for c in pre["commands"])
     assert pre["env"]["VLLM_PEAGLE_MODE"] == "auto"
     assert steps["h100-speculators-correctness"]["env"]["VLLM_PEAGLE_MODE"] == "force"
+    # The release engines on the GPU: every release the GPU image's torch runs,
+    # TP=1 and TP=2, plugin auto.
+    for key, step_name in (("gpu-release-tp1", "release"), ("gpu-release-tp2", "release_tp2")):
+        step = steps[key]
+        assert {"0.21.0", "0.22.0", "0.23.0", "0.24.0"} <= set(step["matrix"]["setup"]["vllm"])
+        assert step["env"]["VLLM_PEAGLE_MODE"] == "auto"
+        assert any('"vllm=={{matrix.vllm}}"' in c for c in step["commands"])
+        assert any(c.endswith(f"--only={step_name}") for c in step["commands"])
     gpu = steps["h100-speculators-correctness"]
     assert gpu["timeout_in_minutes"] == 30
     assert gpu["agents"]["queue"]

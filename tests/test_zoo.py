@@ -47,7 +47,11 @@ def zoo_paths(tiny: dict[str, str], folder: str) -> tuple[dict[str, str], dict[s
 
 def config_cases(tiny: dict[str, str], tmp: str) -> list[tuple[dict, tuple[str, ...]]]:
     paths, targets = zoo_paths(tiny, tmp)
-    return [(speculative_request(v, paths[v.name], targets), MODES) for v in ZOO]
+    # The engines' max_num_seqs: with vLLM's default (256) K 18 leaves no token
+    # to schedule (vLLM's own check, from 0.24).
+    return [(dict(speculative_request(v, paths[v.name], targets),
+                  engine_args={"max_num_seqs": CPU_LLM_KWARGS["max_num_seqs"]}), MODES)
+            for v in ZOO]
 
 
 def expected_mask_token(path: str) -> int:
@@ -74,6 +78,10 @@ def zoo_rows(results: dict[str, list]) -> tuple[dict[str, str], list[str]]:
     rows, problems = {}, []
     for i, v in enumerate(ZOO):
         auto, off, force = (results[m][i] for m in ("auto", "off", "force"))
+        if "error" in auto and "error" in off and auto["error"] == off["error"]:
+            # vLLM's own refusal, the same with the plugin and without.
+            rows[v.name] = f"vLLM refuses: {auto['error']['message'].splitlines()[0][:150]}"
+            continue
         if "error" in auto:
             rows[v.name] = "stop: " + " | ".join(
                 l.strip()[2:] for l in auto["error"]["message"].splitlines()[1:]) \
