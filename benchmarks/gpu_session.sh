@@ -6,7 +6,7 @@
 # results in OUT/<device>-vllm-<version>/.  With as many GPUs as releases, the
 # releases run side by side, one GPU each; then RELEASES_TP2 at TP=2 on two GPUs.
 # Prints each release's short table last.
-# usage: RELEASES="0.22.0 0.23.0" [RELEASES_TP2="0.23.0"] [ONLY=release,trained]
+# usage: RELEASES="0.22.0 0.23.0" [RELEASES_TP2="0.23.0"] [ONLY=release] [LATER=trained]
 #        bash benchmarks/gpu_session.sh OUT
 # GSM8K_REQUESTS: lm-eval's GSM8K requests recorded on the CPU for the trained step
 #   (python -m vllm_peagle.tools.gsm8k record FILE --limit 30).
@@ -38,16 +38,21 @@ run() {  # release gpus only -> OUT/<device>-vllm-<release>[-tp2]
     > "$out/$device-vllm-$release$tag.log" 2>&1
 }
 read -r -a releases <<< "${RELEASES:?set RELEASES}"
-pids=()
-for i in "${!releases[@]}"; do
-  if [ "${gpus:-1}" -ge "${#releases[@]}" ]; then
-    run "${releases[$i]}" "$i" "$ONLY" "" & pids+=($!)
-  else
-    run "${releases[$i]}" 0 "$ONLY" ""
-  fi
-done
-for p in "${pids[@]}"; do wait "$p" || true; done
+side_by_side() {  # only tag: every release, one GPU each where there are enough
+  local pids=() i
+  for i in "${!releases[@]}"; do
+    if [ "${gpus:-1}" -ge "${#releases[@]}" ]; then
+      run "${releases[$i]}" "$i" "$1" "$2" & pids+=($!)
+    else
+      run "${releases[$i]}" 0 "$1" "$2" || true
+    fi
+  done
+  for p in "${pids[@]}"; do wait "$p" || true; done
+}
+side_by_side "$ONLY" ""
 for release in ${RELEASES_TP2:-}; do
   run "$release" 0,1 release_tp2 -tp2 || true
 done
+# LATER: steps worth less than TP=2 (e.g. trained), after it.
+[ -n "${LATER:-}" ] && side_by_side "$LATER" "-$(echo "$LATER" | tr , -)"
 for f in "$out"/*.log; do echo "=== $f"; sed -n '/^[^|]* | vLLM /,$p' "$f"; done
