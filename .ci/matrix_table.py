@@ -42,8 +42,17 @@ def zoo_table(rows: list[dict]) -> list[str]:
     variants = list(dict.fromkeys(v for r in rows for v in r["zoo"]))
     out = ["| zoo checkpoint | " + " | ".join(r["vllm"] for r in rows) + " |",
            "|---|" + "---|" * len(rows)]
+    # Each distinct stop line once, below the table.
+    notes: dict[str, int] = {}
+
+    def cell(text: str) -> str:
+        if text == "runs" or text == "-":
+            return text
+        return f"stops [{notes.setdefault(text, len(notes) + 1)}]"
+
     for v in variants:
-        out.append(f"| {v} | " + " | ".join(r["zoo"].get(v, "-") for r in rows) + " |")
+        out.append(f"| {v} | " + " | ".join(cell(r["zoo"].get(v, "-")) for r in rows) + " |")
+    out += [""] + [f"[{n}] {text}" for text, n in notes.items()]
     return out
 
 

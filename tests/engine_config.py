@@ -128,15 +128,10 @@ def resolve(case: dict) -> dict:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    spec = config.speculative_config
-    hf = spec.draft_model_config.hf_config
-    entry["speculative_config"] = {
-        "method": spec.method, "parallel_drafting": spec.parallel_drafting,
-        "num_speculative_tokens": spec.num_speculative_tokens,
-        "draft_model": spec.model, "target_model": config.model_config.model,
-        "pard_token": getattr(hf, "pard_token", None),
-        "fc_norm": getattr(hf, "fc_norm", None),
-        "norm_output": getattr(hf, "norm_output", None)}
+    from vllm_peagle.tools.runner import speculative_summary
+
+    hf = config.speculative_config.draft_model_config.hf_config
+    entry["speculative_config"] = speculative_summary(config)
     # The whole draft config, for comparing this package's with vLLM's.
     entry["draft_hf_config"] = json.loads(json.dumps(hf.to_dict(), default=repr))
     return entry

@@ -14,8 +14,9 @@ import json
 import os
 import sys
 
-PEAGLE_ARCHS = ("PEagleDraftModel", "PeagleLlamaForCausalLM", "PeagleQwen3ForCausalLM",
-                "Eagle3Qwen3ForCausalLM")
+from vllm_peagle.model_executor.models.registry import PEAGLE_MODELS  # noqa: E402
+
+PEAGLE_ARCHS = tuple(PEAGLE_MODELS)
 
 
 def _qualname(attr) -> str:
@@ -86,18 +87,9 @@ def collect(peagle_dir: str, bad_dirs: list[str]) -> dict:
         state["engine_config"] = None
         state["engine_config_error"] = f"{type(e).__name__}: {e}"
     else:
-        spec = config.speculative_config
-        state["engine_config"] = {
-            "method": spec.method,
-            "parallel_drafting": spec.parallel_drafting,
-            "num_speculative_tokens": spec.num_speculative_tokens,
-            "draft_model": spec.model,
-            "target_model": config.model_config.model,
-            "pard_token": getattr(spec.draft_model_config.hf_config, "pard_token", None),
-            "norm_before_residual": getattr(spec.draft_model_config.hf_config,
-                                            "norm_before_residual", None),
-            "draft_architectures": spec.draft_model_config.hf_config.architectures,
-        }
+        from vllm_peagle.tools.runner import speculative_summary
+
+        state["engine_config"] = speculative_summary(config)
     state["after_engine_config"] = snapshot()
 
     errors = {}

@@ -33,9 +33,10 @@ DEFAULT_PROMPTS = [
 ]
 
 
-def speculative_summary(llm: Any) -> dict[str, Any] | None:
-    """The resolved speculative config of a live ``LLM``."""
-    config = llm.llm_engine.vllm_config
+def speculative_summary(config: Any) -> dict[str, Any] | None:
+    """The resolved speculative config of a ``VllmConfig`` (a live ``LLM``'s
+    ``llm.llm_engine.vllm_config``, or ``EngineArgs.create_engine_config()``):
+    the one summary the runner, the config-level tests and the GPU session use."""
     spec = config.speculative_config
     if spec is None:
         return None
@@ -48,6 +49,9 @@ def speculative_summary(llm: Any) -> dict[str, Any] | None:
         "target_model": config.model_config.model,
         "draft_architectures": list(getattr(hf, "architectures", None) or []),
         "pard_token": getattr(hf, "pard_token", None),
+        "norm_before_residual": getattr(hf, "norm_before_residual", None),
+        "fc_norm": getattr(hf, "fc_norm", None),
+        "norm_output": getattr(hf, "norm_output", None),
     }
 
 
@@ -86,7 +90,7 @@ def run_scenario(scenario: dict[str, Any], release: bool = False) -> dict[str, A
                       traceback=traceback.format_exc()[-4000:])
         return result
     result["startup_s"] = time.perf_counter() - started
-    result["speculative_config"] = speculative_summary(llm)
+    result["speculative_config"] = speculative_summary(llm.llm_engine.vllm_config)
     import vllm
 
     result["vllm_version"] = vllm.__version__

@@ -21,8 +21,8 @@ LLAMA_DRAFTER = "vllm.model_executor.models.llama_eagle3:Eagle3LlamaForCausalLM"
 NATIVE_QWEN3_DRAFTER = "vllm.model_executor.models.qwen3_eagle3:Eagle3Qwen3ForCausalLM"
 QWEN3_DRAFTER = "vllm_peagle.model_executor.models.qwen3_eagle3:Eagle3Qwen3ForCausalLM"
 
-# architecture name -> drafter kind
-_PEAGLE_MODELS = {
+# architecture name -> drafter kind: the PEagle draft names, in one place.
+PEAGLE_MODELS = {
     "PEagleDraftModel": "llama",
     "PeagleLlamaForCausalLM": "llama",
     "PeagleQwen3ForCausalLM": "qwen3",
@@ -50,7 +50,7 @@ def wanted(force: bool) -> dict[str, str]:
 
     native_qwen3 = not force and features.has_qwen3_eagle3()
     result = {}
-    for arch, kind in _PEAGLE_MODELS.items():
+    for arch, kind in PEAGLE_MODELS.items():
         if kind == "llama":
             result[arch] = LLAMA_DRAFTER
         elif native_qwen3 and _target(ModelRegistry.models.get(arch)) == NATIVE_QWEN3_DRAFTER:
@@ -62,7 +62,7 @@ def wanted(force: bool) -> dict[str, str]:
 
 def peagle_models() -> list[str]:
     """The PEagle architecture names (the draft configs' ``architectures``)."""
-    return [arch for arch in _PEAGLE_MODELS if arch.lower().startswith("peagle")]
+    return [arch for arch in PEAGLE_MODELS if arch.lower().startswith("peagle")]
 
 
 # arch -> the registry entry this plugin made, to tell it from vLLM's own.
@@ -88,7 +88,7 @@ def apply(force: bool) -> str:
         arch: target for arch, target in wanted(force).items()
         if not is_ours(arch) and (force or _target(registered.get(arch)) != target)
     }
-    if not todo and not any(is_ours(arch) for arch in _PEAGLE_MODELS):
+    if not todo and not any(is_ours(arch) for arch in PEAGLE_MODELS):
         return "native"
     for arch, target in todo.items():
         ModelRegistry.register_model(arch, target)
