@@ -15,7 +15,8 @@ export CHECK_TORCH_EXTRAS := import importlib.util as u; [__import__(m) for m in
 # venv per release under .venv-matrix/ (.ci/matrix-venv.sh builds it).
 MATRIX_VERSIONS ?= 0.16.0 0.17.1 0.18.1 0.19.1 0.20.2 0.21.0 0.22.0 0.24.0 0.28.0 0.32.0
 MATRIX_TESTS := tests/test_register.py tests/test_check.py tests/preflight \
-	tests/transformers_utils tests/model_executor tests/test_native_parity.py tests/test_zoo.py
+	tests/transformers_utils tests/model_executor tests/test_native_parity.py tests/test_zoo.py \
+	tests/test_patches.py
 
 .PHONY: setup demo test test-zoo test-unit test-matrix lint clean
 
