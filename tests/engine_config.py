@@ -54,25 +54,31 @@ def gather(tiny: dict[str, str], tmp_dir: str) -> list[dict]:
 def run_all(cases: list[dict], state: dict, tmp_dir: str) -> dict[str, dict]:
     """mode -> {"state": register()'s state, "cases": {id: result}}, one
     process per mode.  ``state`` is {"peagle_dir": ..., "bad_dirs": {mode: [...]}}."""
+    return {mode: run_mode([c for c in cases if mode in c["modes"]], mode, state["peagle_dir"],
+                           state["bad_dirs"].get(mode, []), tmp_dir)
+            for mode in MODES}
+
+
+def run_mode(cases: list[dict], mode: str, peagle_dir: str, bad_dirs: list[str], tmp_dir: str,
+             pythonpath: str | None = None, tag: str = "") -> dict:
+    """The cases (each with its "id") in one fresh process with the plugin in
+    ``mode``; ``pythonpath`` goes first on the path (a patched vLLM tree)."""
     import subprocess
 
     here = os.path.dirname(os.path.abspath(__file__))
-    out = {}
-    for mode in MODES:
-        in_path = os.path.join(tmp_dir, f"in-{mode}.json")
-        out_path = os.path.join(tmp_dir, f"out-{mode}.json")
-        with open(in_path, "w") as f:
-            json.dump({"peagle_dir": state["peagle_dir"],
-                       "bad_dirs": state["bad_dirs"].get(mode, []),
-                       "cases": [c for c in cases if mode in c["modes"]]}, f)
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), in_path, out_path],
-                              env=dict(os.environ, VLLM_PEAGLE_MODE=mode),
-                              capture_output=True, text=True, timeout=900,
-                              cwd=os.path.dirname(here))
-        assert proc.returncode == 0, proc.stderr[-5000:]
-        with open(out_path) as f:
-            out[mode] = json.load(f)
-    return out
+    in_path = os.path.join(tmp_dir, f"in-{mode}{tag}.json")
+    out_path = os.path.join(tmp_dir, f"out-{mode}{tag}.json")
+    with open(in_path, "w") as f:
+        json.dump({"peagle_dir": peagle_dir, "bad_dirs": bad_dirs, "cases": cases}, f)
+    env = dict(os.environ, VLLM_PEAGLE_MODE=mode)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), in_path, out_path],
+                          env=env, capture_output=True, text=True, timeout=900,
+                          cwd=os.path.dirname(here))
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    with open(out_path) as f:
+        return json.load(f)
 
 
 def cases_of(results: dict[str, dict], prefix: str) -> dict[str, list[dict]]:

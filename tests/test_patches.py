@@ -16,7 +16,6 @@ pass it are compared.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import subprocess
@@ -86,22 +85,6 @@ def test_series_applies_to_the_release(series, tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
-def _resolve(cases: list[dict], mode: str, tmp: str, pythonpath: str | None) -> dict:
-    in_path, out_path = os.path.join(tmp, f"in-{mode}.json"), os.path.join(tmp, f"out-{mode}.json")
-    with open(in_path, "w") as f:
-        json.dump({"peagle_dir": cases[0]["model"], "bad_dirs": [],
-                   "cases": [dict(c, id=f"p:{i}") for i, c in enumerate(cases)]}, f)
-    env = dict(os.environ, VLLM_PEAGLE_MODE=mode)
-    if pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")])
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "engine_config.py"),
-                           in_path, out_path], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    with open(out_path) as f:
-        return json.load(f)
-
-
 @pytest.mark.engine
 def test_patched_release_off_equals_plugin_auto(series, patched_site, tiny_models, tmp_path):
     version, _, _ = series
@@ -113,12 +96,15 @@ def test_patched_release_off_equals_plugin_auto(series, patched_site, tiny_model
     if SERIES[version] == "upstream":
         # Releases whose drafter takes other tap counts (pre-flight stops them before).
         cases += [{"model": tiny_models["peagle-aux4"]}, {"model": tiny_models["qwen3-peagle-aux4"]}]
-    patched = _resolve(cases, "off", str(tmp_path), patched_site)
-    plugin = _resolve(cases, "auto", str(tmp_path), None)
+    from tests.engine_config import run_mode
+
+    cases = [dict(c, id=f"p:{i}") for i, c in enumerate(cases)]
+    patched = run_mode(cases, "off", cases[0]["model"], [], str(tmp_path), patched_site, "-patched")
+    plugin = run_mode(cases, "auto", cases[0]["model"], [], str(tmp_path))
     # The patched tree really is what ran: its update_peagle, not the release's.
     assert patched["state"]["vllm_version"] == version
-    for i, case in enumerate(cases):
-        ours, theirs = patched["cases"][f"p:{i}"], plugin["cases"][f"p:{i}"]
+    for case in cases:
+        ours, theirs = patched["cases"][case["id"]], plugin["cases"][case["id"]]
         assert "error" not in theirs, (case, theirs["error"])
         assert "error" not in ours, (case, ours["error"])
         assert ours["speculative_config"] == theirs["speculative_config"], case
