@@ -77,6 +77,23 @@ def test_speculators_package_validation(tiny_models):
     assert any(p.field == "mask_token_id" for p in speculators_problems(config)), speculators
 
 
+def test_speculators_only_findings_are_notes(tiny_models, tmp_path):
+    """A field only speculators' config model refuses (vLLM ignores it) is a note:
+    check exits 0, as LLM(...) runs it."""
+    pytest.importorskip("speculators", reason="the optional `speculators` package is not installed")
+    draft = str(tmp_path / "peagle")
+    shutil.copytree(tiny_models["peagle"], draft)
+    with open(os.path.join(draft, "config.json")) as f:
+        config = json.load(f)
+    config["speculators_config"]["proposal_methods"][0]["accept_tolerance"] = {}
+    with open(os.path.join(draft, "config.json"), "w") as f:
+        json.dump(config, f)
+    result = run_check(draft, "--no-release")
+    assert result.returncode == 0, result.stdout
+    assert "note: the speculators package would not load this config" in result.stdout
+    assert "accept_tolerance" in result.stdout
+
+
 def test_speculators_errors_in_one_line_form(monkeypatch, tiny_models):
     """The adapter to speculators' own config model, with a stand-in model: its
     pydantic errors come back as Problems naming the field."""

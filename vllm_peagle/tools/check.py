@@ -23,7 +23,8 @@ from vllm_peagle.preflight.checks import (
 
 
 def speculators_problems(config: dict) -> list[Problem]:
-    """Validation through the optional ``speculators`` package's own config model."""
+    """Validation through the optional ``speculators`` package's own config model
+    (``check`` prints these as notes: they matter to speculators' tools, not to vLLM)."""
     try:
         from speculators.models.peagle import PEagleSpeculatorConfig
     except ImportError:
@@ -62,7 +63,12 @@ def run_check(draft_dir: str, verifier_dir: str | None = None, out=None,
     report = check_checkpoint(draft_dir, verifier_dir)
     problems = list(report.problems)
     if report.config is not None and not problems:
-        problems += speculators_problems(report.config)
+        # Notes, not problems: vLLM never reads a checkpoint through speculators,
+        # so a field only speculators' model refuses (say accept_tolerance: {})
+        # does not stop LLM(...), and check must not say it would.
+        for p in speculators_problems(report.config):
+            report.notes.append(f"the speculators package would not load this config "
+                                f"({p}); vLLM does not read it through speculators")
     if report.config is not None and not problems and release:
         found, note = release_findings(report)
         report.notes.append(note)
