@@ -520,8 +520,8 @@ def _drafter_size_problems(config_dict: dict[str, Any],
         problems.append(Problem(
             field, f"is {value!r}: the checkpoint's fc takes {n_aux} aux hidden states of "
             f"{target_hidden} ({want} inputs), but the installed vLLM's drafter for it builds "
-            f"fc for {fc}. Fix: use vLLM >= 0.22.0 (Llama drafts; Qwen3 drafts with vLLM's "
-            "own Qwen3 drafter from 0.24.0)"))
+            f"fc for {fc}. Fix: use vLLM >= 0.22.0 (Llama and Qwen3 drafts, seen on "
+            "0.22.0 and 0.23.0 on a GPU)"))
     elif mask is not None and mask != want:
         problems.append(Problem(
             "target_hidden_size", f"is {config_dict.get('target_hidden_size')!r}, but the "
