@@ -294,7 +294,6 @@ def v2_runner_excludes_parallel_drafting() -> bool | None:
     own list of what the V2 runner does not support, for a config with and
     without parallel drafting.  A release with a V2 runner and no such list
     (0.16-0.21) lets it through: False.  None if the answer cannot be had."""
-    import types
 
     from vllm.config import VllmConfig
 
@@ -305,10 +304,13 @@ def v2_runner_excludes_parallel_drafting() -> bool | None:
     def unsupported(parallel: bool) -> list:
         # Every other part of the config answers harmlessly; the two calls differ
         # in parallel drafting alone.
+        # (0.24 also asks uses_dynamic_speculative_decoding(): unknown attributes
+        # of the speculative config answer harmlessly too.)
         fake = _Permissive()
-        fake.speculative_config = types.SimpleNamespace(
-            method="eagle3", parallel_drafting=parallel, num_speculative_tokens=2,
-            draft_model_config=_Permissive(), use_eagle=lambda: True)
+        spec = _Permissive()
+        spec.method, spec.parallel_drafting, spec.num_speculative_tokens = "eagle3", parallel, 2
+        spec.use_eagle = lambda: True
+        fake.speculative_config = spec
         return list(method(fake))
 
     try:
