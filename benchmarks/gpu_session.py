@@ -172,12 +172,6 @@ ZOO_GPU_SUBSET = ("qwen3", "qwen3-aux4", "llama-aux4", "qwen3-sliding-4",
                   "qwen3-fc-norm", "llama-4-layers")
 
 
-def _drafts(r: dict) -> dict | None:
-    st = r.get("stats") or {}
-    return {k: st.get(k) for k in ("num_drafts", "num_draft_tokens", "per_pos_accepted")} \
-        if r.get("ok") else None
-
-
 def release(s: Session, tiny: dict, tp: int) -> None:
     """This release's engines, every one of a mode in one process (vLLM imported
     once, each engine shut down before the next): the tiny pairs (eager and CUDA
@@ -185,20 +179,12 @@ def release(s: Session, tiny: dict, tp: int) -> None:
     float32 (greedy ids against the targets' alone) with the plugin in ``auto``;
     on a release with native PEagle (``off`` resolves it) the same in ``off``,
     drafts compared.  ``tp``: tensor-parallel size."""
-    from tests.zoo import speculative_request, targets_of, write_zoo
+    from tests.zoo import BY_NAME, accepted_drafts, speculative_request, zoo_paths
 
     # The zoo is written by speculators, whose imports need packages a GPU image
-    # may lack (datasets): then it is written beforehand (python -m tests.zoo DIR)
-    # and read here (VLLM_PEAGLE_ZOO_DIR), with its own targets.
-    ready = os.environ.get("VLLM_PEAGLE_ZOO_DIR")
-    if ready:
-        with open(os.path.join(ready, "zoo.json")) as f:
-            index = json.load(f)
-        zoo = {n: index["paths"][n] for n in ZOO_GPU_SUBSET}
-        zoo_targets = index["targets"]
-    else:
-        zoo = write_zoo(tiny, os.path.join(s.out, "zoo"), names=ZOO_GPU_SUBSET)
-        zoo_targets = targets_of(tiny)
+    # may lack (datasets): then it is written beforehand and named by
+    # VLLM_PEAGLE_ZOO_DIR (it has its own targets).
+    zoo, zoo_targets = zoo_paths(tiny, os.path.join(s.out, "zoo"), ZOO_GPU_SUBSET)
     kw = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "max_num_seqs": 16,
           "dtype": "float32", "enforce_eager": True, "tensor_parallel_size": tp}
     base = {"prompts": DEFAULT_PROMPTS, "max_tokens": 32}
@@ -211,24 +197,22 @@ def release(s: Session, tiny: dict, tp: int) -> None:
         "explicit-draft": dict(model=tiny["target"], speculative_config={
             "model": tiny["peagle"], "method": "peagle", "num_speculative_tokens": 4}),
     }
-    from tests.zoo import BY_NAME
-
     for name, path in zoo.items():
         named[f"zoo:{name}"] = speculative_request(BY_NAME[name], path, zoo_targets)
     for arch, path in zoo_targets.items():
         named[f"zoo-target:{arch}"] = dict(model=path)
-    scenarios = []
+    scenarios = {}
     for name, spec in named.items():
         spec = dict(spec)
         eager = not spec.pop("cudagraphs", False) or s.smoke  # CPU smoke runs: eager only
-        scenarios.append(dict(base, **spec, llm_kwargs=dict(kw, enforce_eager=eager)))
+        scenarios[name] = dict(base, **spec, llm_kwargs=dict(kw, enforce_eager=eager))
     env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "1" if tp > 1 else "0"}
-    runs = {"auto": dict(zip(named, run_isolated(scenarios, mode="auto", env=env, timeout=1500)))}
+    runs = {"auto": dict(zip(scenarios, run_isolated(list(scenarios.values()), mode="auto",
+                                                     env=env, timeout=1500)))}
     # off on the speculative scenarios: a pre-PEagle release rejects them, a
     # native one runs them (then drafts are compared).
     spec_names = [n for n in named if "target" not in n]
-    off = run_isolated([scenarios[list(named).index(n)] for n in spec_names], mode="off",
-                       env=env, timeout=1500)
+    off = run_isolated([scenarios[n] for n in spec_names], mode="off", env=env, timeout=1500)
     runs["off"] = dict(zip(spec_names, off))
     targets = {"llama": "target", "qwen3": "qwen3-target"}
     checks = {}
@@ -250,7 +234,8 @@ def release(s: Session, tiny: dict, tp: int) -> None:
             "ids_equal_target_only": bool(a["ok"] and target["ok"]
                                           and a["token_ids"] == target["token_ids"]),
             "off_ok": o["ok"], "off_error": None if o["ok"] else (o.get("error") or "")[-300:],
-            "drafts_equal_off": None if not (a["ok"] and o["ok"]) else _drafts(a) == _drafts(o),
+            "drafts_equal_off": None if not (a["ok"] and o["ok"])
+            else accepted_drafts(a) == accepted_drafts(o),
             "startup_s": a.get("startup_s")}
     s.step(f"release_tp{tp}", {"tp": tp, "checks": checks,
                                "targets_ok": {n: runs["auto"][n]["ok"] for n in named

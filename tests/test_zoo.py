@@ -27,26 +27,14 @@ import pytest
 
 from tests.conftest import CPU_LLM_KWARGS, IN_PROCESS_ENGINE, LOSSLESS_PROMPTS, MAX_TOKENS
 from tests.engine_config import MODES, cases_of
-from tests.zoo import BY_NAME, ZOO, speculative_request, targets_of, write_zoo
+from tests.zoo import BY_NAME, ZOO, accepted_drafts, speculative_request, zoo_paths
 
 # Beyond upstream, deliberately: upstream's update_peagle drops these flags (still
 # in 0.33), so vLLM alone runs such a draft without them; auto passes them on.
 PASSED_ON = {"qwen3-fc-norm": "fc_norm", "qwen3-norm-output": "norm_output"}
-ZOO_DIR_ENV = "VLLM_PEAGLE_ZOO_DIR"
-
-
-def zoo_paths(tiny: dict[str, str], folder: str) -> tuple[dict[str, str], dict[str, str]]:
-    """(variant -> checkpoint, arch -> target): written beforehand or here."""
-    ready = os.environ.get(ZOO_DIR_ENV)
-    if ready:
-        with open(os.path.join(ready, "zoo.json")) as f:
-            index = json.load(f)
-        return index["paths"], index["targets"]
-    return write_zoo(tiny, os.path.join(folder, "zoo")), targets_of(tiny)
-
 
 def config_cases(tiny: dict[str, str], tmp: str) -> list[tuple[dict, tuple[str, ...]]]:
-    paths, targets = zoo_paths(tiny, tmp)
+    paths, targets = zoo_paths(tiny, os.path.join(tmp, "zoo"))
     # The engines' max_num_seqs: with vLLM's default (256) K 18 leaves no token
     # to schedule (vLLM's own check, from 0.24).
     return [(dict(speculative_request(v, paths[v.name], targets),
@@ -64,13 +52,19 @@ def expected_mask_token(path: str) -> int:
 RELEASE = re.compile(r"vLLM (>= )?\d+\.\d+")
 
 
+def stop_lines(error: dict) -> list[str]:
+    """Pre-flight's problem lines in a ``PEagleCheckpointError``'s message (a
+    heading, then one "  - <line>" per problem)."""
+    return [line.strip()[2:] for line in error["message"].splitlines()[1:]]
+
+
 def stop_problems(name: str, error: dict) -> list[str]:
     """What is wrong with a refusal: it must be pre-flight's, one line per
     problem, each naming a release."""
     if "PEagleCheckpointError" not in error["mro"]:
         return [f"{name}: refused by {error['type']}, not pre-flight: {error['message'][:300]}"]
-    lines = [l.strip()[2:] for l in error["message"].splitlines()[1:]]
-    return [f"{name}: a stop line names no release: {l}" for l in lines if not RELEASE.search(l)]
+    return [f"{name}: a stop line names no release: {line}" for line in stop_lines(error)
+            if not RELEASE.search(line)]
 
 
 def zoo_rows(results: dict[str, list]) -> tuple[dict[str, str], list[str]]:
@@ -83,8 +77,7 @@ def zoo_rows(results: dict[str, list]) -> tuple[dict[str, str], list[str]]:
             rows[v.name] = f"vLLM refuses: {auto['error']['message'].splitlines()[0][:150]}"
             continue
         if "error" in auto:
-            rows[v.name] = "stop: " + " | ".join(
-                l.strip()[2:] for l in auto["error"]["message"].splitlines()[1:]) \
+            rows[v.name] = "stop: " + " | ".join(stop_lines(auto["error"])) \
                 if "PEagleCheckpointError" in auto["error"]["mro"] else \
                 f"error: {auto['error']['type']}"
             problems += stop_problems(v.name, auto["error"])
@@ -141,7 +134,7 @@ def zoo_engines(tiny_models, tmp_path_factory) -> dict[str, dict]:
     mode; "target" -> arch -> the target alone."""
     from vllm_peagle.tools.runner import run_isolated
 
-    paths, targets = zoo_paths(tiny_models, str(tmp_path_factory.mktemp("zoo-engines")))
+    paths, targets = zoo_paths(tiny_models, str(tmp_path_factory.mktemp("zoo-engines") / "zoo"))
     base = {"prompts": LOSSLESS_PROMPTS, "max_tokens": MAX_TOKENS, "llm_kwargs": CPU_LLM_KWARGS}
     scenarios = [dict(base, **speculative_request(v, paths[v.name], targets)) for v in ZOO]
     out: dict[str, dict] = {}
@@ -176,12 +169,6 @@ def engine_row(v, runs: dict) -> dict:
     return row
 
 
-def _drafts(run: dict) -> dict:
-    """What a run drafted and accepted, per position."""
-    s = run["stats"]
-    return {k: s[k] for k in ("num_drafts", "num_draft_tokens", "per_pos_accepted")}
-
-
 def _failure(run: dict) -> str:
     return f"{run.get('error_type')}: {(run.get('error') or '')[-1500:]}"
 
@@ -205,11 +192,11 @@ def test_zoo_engine(zoo_engines, name):
         assert run["ok"], f"{mode} fails on {name}: {_failure(run)}"
         assert run["stats"]["draft_tokens_per_step"] == v.k, (mode, run["stats"])
         assert run["token_ids"] == target["token_ids"], f"{mode}: ids differ from the target's"
-    assert _drafts(auto) == _drafts(force)
+    assert accepted_drafts(auto) == accepted_drafts(force)
     if off["ok"]:
         assert off["token_ids"] == target["token_ids"]
         if name not in PASSED_ON:
-            assert _drafts(auto) == _drafts(off)
+            assert accepted_drafts(auto) == accepted_drafts(off)
 
 
 @pytest.mark.engine
@@ -218,7 +205,7 @@ def test_zoo_sliding_window_honoured(zoo_engines):
     """The sliding-window draft: this package's Qwen3 drafter (force) accepts
     exactly what vLLM's own (off) does, and not what the same weights accept
     with full attention: the window is applied, not dropped."""
-    sliding_force = _drafts(zoo_engines["force"]["qwen3-sliding-4"])
-    assert sliding_force == _drafts(zoo_engines["off"]["qwen3-sliding-4"])
-    assert sliding_force != _drafts(zoo_engines["force"]["qwen3"]), \
+    sliding_force = accepted_drafts(zoo_engines["force"]["qwen3-sliding-4"])
+    assert sliding_force == accepted_drafts(zoo_engines["off"]["qwen3-sliding-4"])
+    assert sliding_force != accepted_drafts(zoo_engines["force"]["qwen3"]), \
         "the window changes nothing on these prompts: the test cannot tell"

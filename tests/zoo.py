@@ -116,6 +116,31 @@ def targets_of(tiny: dict[str, str]) -> dict[str, str]:
     return {"llama": tiny["target"], "qwen3": tiny["qwen3-target"]}
 
 
+# A zoo written beforehand (``python -m tests.zoo DIR``), for a Python without
+# speculators or whose speculators cannot import (a release's matrix venv, a GPU
+# image without ``datasets``).
+ZOO_DIR_ENV = "VLLM_PEAGLE_ZOO_DIR"
+
+
+def zoo_paths(tiny: dict[str, str], out_dir: str, names=None
+              ) -> tuple[dict[str, str], dict[str, str]]:
+    """(variant -> checkpoint, arch -> its target): the zoo ``ZOO_DIR_ENV`` names,
+    with its own targets, else the zoo written under ``out_dir`` over ``tiny``'s."""
+    ready = os.environ.get(ZOO_DIR_ENV)
+    if ready:
+        with open(os.path.join(ready, "zoo.json")) as f:
+            index = json.load(f)
+        return {n: index["paths"][n] for n in (names or index["paths"])}, index["targets"]
+    return write_zoo(tiny, out_dir, names), targets_of(tiny)
+
+
+def accepted_drafts(run: dict) -> dict:
+    """What an engine run drafted and accepted, per position (``runner`` stats):
+    two runs that agree here drafted alike."""
+    stats = run["stats"]
+    return {k: stats[k] for k in ("num_drafts", "num_draft_tokens", "per_pos_accepted")}
+
+
 def _write_variant(v: Variant, tiny: dict[str, str], out: str) -> None:
     import torch
     from safetensors.torch import load_file, save_file

@@ -36,6 +36,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from vllm_peagle.tools.runner import shutdown_engine
+
 # Per-position acceptance rates for the projection, by name:
 # - published-qwen3-8b: speculators' model cards for Qwen3-8B;
 # - trained-tiny: the trained tiny pair (vllm-peagle train-tiny, 2-layer drafts,
@@ -260,27 +262,8 @@ def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
         })
         print(f"  {method:7s} L={draft_layers} K={k} bs={bs}: {rows[-1]['ms_per_step']:.3f} ms/step "
               f"(runs {', '.join(f'{m:.3f}' for m in ms)})", flush=True)
-    _shutdown(llm)
+    shutdown_engine(llm)
     return rows
-
-
-def _shutdown(llm: Any) -> None:
-    """Free the engine before the next one starts (one process, many engines)."""
-    import gc
-
-    engine_core = getattr(llm.llm_engine, "engine_core", None)
-    shutdown = getattr(engine_core, "shutdown", None)
-    if callable(shutdown):
-        shutdown()
-    del llm
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass
 
 
 def acceptance_len(rates: tuple[float, ...], k: int) -> float:
