@@ -74,6 +74,14 @@ def collect(peagle_dir: str, bad_dirs: list[str]) -> dict:
         resolved[arch] = None if cls is None else f"{cls.__module__}.{cls.__qualname__}"
     state["resolved"] = resolved
 
+    # The drafter modules resolved above are imported now (through the plugin's
+    # post-import hook where it is on): does each fc_norm see strided slices?
+    from vllm_peagle.model_executor.models.fc_norm_fix import DRAFTERS, norms_see_strided_chunks
+
+    state["fc_norm_strided"] = {
+        f"{module}.{name}": norms_see_strided_chunks(getattr(sys.modules[module], name))
+        for module, name in DRAFTERS.items() if module in sys.modules}
+
     from vllm.transformers_utils.configs.speculators import algos
 
     fn = algos.SUPPORTED_SPECULATORS_TYPES.get("peagle")

@@ -11,7 +11,8 @@ The package in three parts:
   (``model_executor/models/{registry,qwen3_eagle3}.py``, ``transformers_utils/
   config.py``, ``transformers_utils/configs/speculators/{algos,base}.py``):
   what newer vLLM releases have, for releases without it;
-- ``preflight/``: checks beyond upstream, hooked into vLLM's loading;
+- beyond upstream: ``preflight/``, checks hooked into vLLM's loading, and
+  ``model_executor/models/fc_norm_fix.py``, a fix upstream lacks;
 - ``tools/``: the ``vllm-peagle`` command (check, make-tiny, demo, bench) and
   what it runs on (runner, GSM8K through lm-eval, spec-decode stats).
 
@@ -70,8 +71,21 @@ Patch manifest:
       Related PR: the merge in vLLM 0.29.0's ``maybe_override_with_speculators``
       Future plan: remove when the oldest supported vLLM is 0.29.0.
 
+** File: vllm_peagle/model_executor/models/fc_norm_fix.py ** (beyond upstream)
+   6. ``combine_hidden_states`` of ``llama_eagle3.Eagle3LlamaForCausalLM`` and
+      ``qwen3_eagle3.Eagle3Qwen3ForCausalLM``
+      Why: with ``fc_norm: true`` each aux slice goes to its RMSNorm as a strided
+           ``chunk`` view, which vLLM's CUDA ``rms_norm`` rejects (engines die at
+           the first draft on 0.22/0.23, H200); the CPU kernels take it.
+      How: a post-import hook (``register()`` imports no model code) wraps the
+           method where a probe sees a norm get a strided slice (``force``:
+           always); each ``fc_norm`` module gets a pre-hook making its input
+           contiguous (same values).
+      Related PR: none (upstream lacks it through 0.33).
+      Future plan: remove when upstream's norms take contiguous slices.
+
 ** File: vllm_peagle/preflight/ ** (beyond upstream)
-   6. ``vllm.transformers_utils.config.maybe_override_with_speculators`` (and its
+   7. ``vllm.transformers_utils.config.maybe_override_with_speculators`` (and its
       binding in ``vllm.engine.arg_utils``), ``SpeculatorsConfig.from_pretrained``
       Why: vLLM reads PEagle checkpoints with few checks: a malformed one, or one
            the installed release cannot run, fails late (``KeyError``, a shape
@@ -117,6 +131,7 @@ def mode_from_env() -> str:
 # last: its hook must wrap the merge patch, so that it runs first.
 PATCHES = (
     ("registry", "vllm_peagle.model_executor.models.registry"),
+    ("fc_norm_contiguous", "vllm_peagle.model_executor.models.fc_norm_fix"),
     ("speculators_algo", "vllm_peagle.transformers_utils.configs.speculators.algos"),
     ("speculative_config_mapping", "vllm_peagle.transformers_utils.configs.speculators.base"),
     ("speculative_config_merge", "vllm_peagle.transformers_utils.config"),

@@ -1,0 +1,150 @@
+"""Beyond upstream: ``fc_norm`` drafts on CUDA (a fix upstream lacks, through 0.33).
+
+``combine_hidden_states`` of vLLM's Eagle3 drafters
+(``vllm/model_executor/models/llama_eagle3.py`` from 0.22.0, ``qwen3_eagle3.py``
+from 0.24.0) RMS-normalises each aux layer's slice of the concatenated target
+hidden states when the draft sets ``fc_norm``: ``hidden_states.chunk(n, dim=-1)``
+hands each norm a strided view, and vLLM's CUDA ``rms_norm`` kernel fails on it
+(``aoti_torch_get_stride(...) API call failed``; H200, vLLM 0.22.0 and 0.23.0,
+2026-11-30: the engine dies at its first draft, at TP=2 during start-up).  The
+CPU kernels take strided input, so the CPU suite never saw it.  Upstream's diff
+would be ``norm(chunk.contiguous())``; here each ``fc_norm`` module of a built
+drafter gets a forward pre-hook that makes its input contiguous: same values,
+one copy of the aux slices per step, only for ``fc_norm`` drafts.
+
+Installed lazily: ``register()`` must not import vLLM's model code (it runs in
+every process, the API server's too), so ``apply`` sets a post-import hook for
+the drafter modules and the fix is applied when vLLM imports one.  ``auto``
+fixes a drafter class only where its ``combine_hidden_states`` hands a norm a
+non-contiguous slice (a probe with stand-in modules asks it); ``force``
+everywhere.  This package's Qwen3 drafter (0.16-0.23) inherits the Llama
+drafter's method, so it is fixed with it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.abc
+import importlib.machinery
+import logging
+import sys
+
+logger = logging.getLogger("vllm.plugins.peagle")
+
+# module -> the drafter class in it whose combine_hidden_states applies fc_norm.
+DRAFTERS = {
+    "vllm.model_executor.models.llama_eagle3": "Eagle3LlamaForCausalLM",
+    "vllm.model_executor.models.qwen3_eagle3": "Eagle3Qwen3ForCausalLM",
+}
+_MARK = "_peagle_fc_norm_contiguous"
+
+
+def _contiguous_input(module, args):
+    return (args[0].contiguous(), *args[1:])
+
+
+def norms_see_strided_chunks(cls) -> bool | None:
+    """Whether ``cls.combine_hidden_states`` hands an ``fc_norm`` module a
+    non-contiguous tensor: True, False, or None (the method never reaches
+    ``fc_norm``, as before 0.22.0, or the probe failed)."""
+    import types
+
+    import torch
+
+    seen: list[bool] = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.is_contiguous())
+            return x
+
+    aux = 3
+    model = types.SimpleNamespace(
+        use_aux_hidden_state=True, norm_before_fc=False, input_norm=None,
+        fc_norm=torch.nn.ModuleList(Recorder() for _ in range(aux)),
+        num_aux_hidden_states=aux, num_aux_layers=aux, fc=lambda h: h)
+    try:
+        cls.combine_hidden_states(types.SimpleNamespace(model=model), torch.zeros(2, 4 * aux))
+    except Exception:  # noqa: BLE001 - a release whose method needs more: unknown
+        return None
+    return (not all(seen)) if seen else None
+
+
+def fix(cls) -> None:
+    """Wrap ``cls.combine_hidden_states``: before its first call on a drafter,
+    each of the drafter's ``fc_norm`` modules gets the contiguous-input hook."""
+    original = cls.__dict__["combine_hidden_states"]
+    if getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    def combine_hidden_states(self, hidden_states):
+        norms = getattr(self.model, "fc_norm", None)
+        if norms is not None and not getattr(self, _MARK, False):
+            for norm in norms:
+                norm.register_forward_pre_hook(_contiguous_input)
+            setattr(self, _MARK, True)
+        return original(self, hidden_states)
+
+    setattr(combine_hidden_states, _MARK, True)
+    cls.combine_hidden_states = combine_hidden_states
+
+
+def _fix_module(module, force: bool) -> None:
+    cls = getattr(module, DRAFTERS[module.__name__], None)
+    if cls is None or "combine_hidden_states" not in vars(cls):
+        return
+    if force or norms_see_strided_chunks(cls):
+        fix(cls)
+        logger.debug("vllm-peagle: fc_norm inputs made contiguous in %s", cls.__qualname__)
+
+
+class _FixOnImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: wraps the loader of the drafter modules so that
+    the fix runs right after vLLM's module has executed."""
+
+    def __init__(self, force: bool):
+        self.force = force
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in DRAFTERS:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _Loader(spec.loader, self.force)
+        return spec
+
+
+class _Loader(importlib.abc.Loader):
+    def __init__(self, loader, force: bool):
+        self.loader, self.force = loader, force
+
+    def __getattr__(self, name):  # get_source, get_filename, ... (tracebacks)
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        try:
+            _fix_module(module, self.force)
+        except Exception as e:  # noqa: BLE001 - never break vLLM's import
+            logger.warning("vllm-peagle: fc_norm fix not applied to %s: %s: %s",
+                           module.__name__, type(e).__name__, e)
+
+
+def apply(force: bool) -> str:
+    """Set the post-import hook (or fix the drafter modules already imported).
+    Returns "installed": whether a class needs the fix is asked on import."""
+    for finder in sys.meta_path:
+        if isinstance(finder, _FixOnImport):
+            finder.force = force
+            break
+    else:
+        sys.meta_path.insert(0, _FixOnImport(force))
+    for name in DRAFTERS:
+        if name in sys.modules:
+            _fix_module(sys.modules[name], force)
+    return "installed"
