@@ -179,7 +179,7 @@ def test_bench_runs_on_cpu_with_a_tiny_shape(tmp_path):
         [sys.executable, "-m", "vllm_peagle.tools.cli", "bench", "--shape", "tiny", "--ks", "2",
          "--draft-layers", "2", "--draft-vocab", "256", "--enforce-eager",
          "--batch-sizes", "1", "--output-len", "8", "--repeats", "2",
-         "--gpu-memory-utilization", "0.3", "--out", str(out)],
+         "--gpu-memory-utilization", "0.3", "--profile", "--out", str(out)],
         env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-5000:]
     result = json.loads((out / "bench.json").read_text())
@@ -213,3 +213,17 @@ def test_bench_runs_on_cpu_with_a_tiny_shape(tmp_path):
         (peagle["ms_per_step"] - none_ms) / peagle["floor_ms"])
     assert rows[("eagle3", 2)]["floor_ms"] == pytest.approx(2 * peagle["floor_ms"])
     assert result["meta"]["vllm_version"]
+    # JIT compilations are watched in the worker (this CPU build's Triton has no
+    # CPU backend: nothing compiles), and the profiled generation is phased as
+    # the methods differ: PEagle one draft forward a step, Eagle3 K of them.
+    for r in rows.values():
+        assert r["jit_in_timed_steps"] == []
+        assert r["profile"]["steps"] == 8 - 1, r["profile"]
+        assert 0 < r["profile"]["phases"]["target: forward"]["cpu_ms_per_step"] <= \
+            r["profile"]["wall_ms_per_step"]
+    forwards = {m: rows[(m, 2)]["profile"]["phases"]["draft: forward"]["calls_per_step"]
+                for m in ("peagle", "eagle3")}
+    assert forwards == {"peagle": 1, "eagle3": 2}
+    assert "draft: forward" not in rows[("none", 0)]["profile"]["phases"]
+    assert "| draft: forward: GPU / CPU |" in proc.stdout
+    assert (out / "trace-peagle-L2-K2-bs1.json.gz").stat().st_size > 1000

@@ -36,6 +36,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from vllm_peagle.tools import worker_probe
 from vllm_peagle.tools.runner import shutdown_engine
 
 # Per-position acceptance rates for the projection, by name:
@@ -192,8 +193,11 @@ def floor_ms(shape: BenchShape, row: dict[str, Any], none_ms: float, context: fl
 
 
 def time_decode_steps(llm: Any, batch_size: int, prompt_len: int, output_len: int,
-                      vocab_size: int, seed: int) -> dict[str, float]:
-    """One timed generation: the mean time of the engine steps after the prefill."""
+                      vocab_size: int, seed: int, profile: str | None = None
+                      ) -> dict[str, Any]:
+    """One timed generation: the mean time of the engine steps after the prefill.
+    ``profile``: a trace path; the decode steps run under the worker's profiler
+    (tools/worker_probe.py) and the result has its per-phase ``profile``."""
     import random
 
     from vllm import SamplingParams
@@ -208,6 +212,8 @@ def time_decode_steps(llm: Any, batch_size: int, prompt_len: int, output_len: in
     step_times: list[float] = []
     tokens = 0
     while engine.has_unfinished_requests():
+        if profile is not None and len(step_times) == 1:  # after the prefill
+            llm.collective_rpc(worker_probe.profile_start)
         t0 = time.perf_counter()
         outputs = engine.step()
         step_times.append(time.perf_counter() - t0)
@@ -215,10 +221,14 @@ def time_decode_steps(llm: Any, batch_size: int, prompt_len: int, output_len: in
     decode = step_times[1:] or [0.0]  # step 0 is the prefill (the whole batch fits in one)
     # The mean is the figure (a step's cost as throughput sees it); the median and
     # the longest step tell a stall in one step from a slower engine.
-    return {"ms_per_step": 1000 * sum(decode) / len(decode),
-            "median_step_ms": 1000 * statistics.median(decode),
-            "max_step_ms": 1000 * max(decode),
-            "steps": max(len(step_times) - 1, 0), "tokens": tokens}
+    result = {"ms_per_step": 1000 * sum(decode) / len(decode),
+              "median_step_ms": 1000 * statistics.median(decode),
+              "max_step_ms": 1000 * max(decode),
+              "steps": max(len(step_times) - 1, 0), "tokens": tokens}
+    if profile is not None and len(step_times) > 1:
+        result["profile"] = llm.collective_rpc(
+            worker_probe.profile_stop, args=(profile, len(step_times) - 1))[0]
+    return result
 
 
 def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
@@ -242,11 +252,35 @@ def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
     # whether later K values of one draft reuse the first one's compiled graphs.
     startup_s = time.perf_counter() - started
     spec = llm.llm_engine.vllm_config.speculative_config
+    # Triton kernels compiled in the worker, watched from here on (vLLM's own
+    # monitor logs a kernel once per process, and only from its version on).
+    watched = all(llm.collective_rpc(worker_probe.jit_watch_install))
     rows = []
     for bs in batch_sizes:
-        time_decode_steps(llm, bs, args.prompt_len, args.output_len, shape.vocab_size, seed=-1)
+        # Two warm-up generations: the second meets what the first compiled
+        # for the shapes a step can take (accepted-token counts vary them).
+        for seed in (-1, -2):
+            time_decode_steps(llm, bs, args.prompt_len, args.output_len, shape.vocab_size, seed)
+        compiled = llm.collective_rpc(worker_probe.jit_events)[0] if watched else None
         runs = [time_decode_steps(llm, bs, args.prompt_len, args.output_len, shape.vocab_size,
                                   seed=r) for r in range(args.repeats)]
+        jit = (llm.collective_rpc(worker_probe.jit_events)[0][len(compiled):]
+               if watched else None)
+        profile = None
+        if args.profile:
+            trace = os.path.join(args.out, f"trace-{method}-L{draft_layers}-K{k}-bs{bs}.json")
+            try:
+                profile = time_decode_steps(llm, bs, args.prompt_len, args.output_len,
+                                            shape.vocab_size, seed=-3, profile=trace)["profile"]
+            except Exception as e:  # noqa: BLE001 - the timed rows stand without it
+                import traceback
+
+                profile = {"error": f"{type(e).__name__}: {e}",
+                           "traceback": traceback.format_exc()[-2000:]}
+                try:  # a profiler left running would profile the next rows
+                    llm.collective_rpc(worker_probe.profile_stop, args=(None, 1))
+                except Exception:  # noqa: BLE001 - it never started
+                    pass
         ms = [r["ms_per_step"] for r in runs]
         rows.append({
             "method": method, "k": k, "batch_size": bs, "draft_layers": draft_layers,
@@ -259,9 +293,15 @@ def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
             "parallel_drafting": bool(getattr(spec, "parallel_drafting", False)) if spec else None,
             "num_speculative_tokens": spec.num_speculative_tokens if spec else 0,
             "startup_s": startup_s,
+            # Kernels JIT-compiled during the timed runs (None: not watched): the
+            # row then measured compilation, and it is left out of the summary.
+            "jit_in_timed_steps": jit,
+            "profile": profile,
         })
         print(f"  {method:7s} L={draft_layers} K={k} bs={bs}: {rows[-1]['ms_per_step']:.3f} ms/step "
-              f"(runs {', '.join(f'{m:.3f}' for m in ms)})", flush=True)
+              f"(runs {', '.join(f'{m:.3f}' for m in ms)})"
+              + (f" FAILED: JIT compilation in timed steps: {sorted(set(jit))}" if jit else ""),
+              flush=True)
     shutdown_engine(llm)
     return rows
 
@@ -275,6 +315,8 @@ def summarize(rows: list[dict[str, Any]], rate_sets: dict[str, dict[str, tuple]]
     """Per row: ratio to no speculation, the floor (with ``shape``), projected
     speedup per rate set; per batch size: the best K per method, draft depth
     and rate set."""
+    # A row whose timed steps JIT-compiled a kernel measured compilation: out.
+    rows = [r for r in rows if not r.get("jit_in_timed_steps")]
     base = {r["batch_size"]: r["ms_per_step"] for r in rows if r["method"] == "none"}
     for r in rows:
         t0 = base.get(r["batch_size"])
@@ -427,6 +469,10 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="the same largest CUDA-graph capture size for every K (e.g. 512), "
                         "so that every K's engine can load the compiled graphs from vLLM's "
                         "compile cache; 0 (default): vLLM's own, which grows with K")
+    p.add_argument("--profile", action="store_true",
+                   help="after the timed runs, one more generation per batch size under "
+                        "torch.profiler: per-phase CPU/GPU ms per decode step in bench.json "
+                        "and a table; traces as trace-*.json.gz in --out")
     p.add_argument("--time-budget-s", type=float, default=0,
                    help="start no engine after this many seconds (0: no limit); the "
                         "configurations left out are listed in bench.json's meta.skipped")
@@ -526,6 +572,13 @@ def run_bench(args) -> int:
                  is not None else "")
         print(f"engine start-up, {key}: first {s['first_s']:.1f} s{later} "
               f"({s['engines']} engines)")
+    if args.profile:
+        print(format_profile(rows))
+    jit = [r for r in rows if r.get("jit_in_timed_steps")]
+    if jit:
+        print(f"{len(jit)} rows FAILED (JIT compilation in timed steps; left out of the "
+              "summary): " + "; ".join(f"{r['method']} L={r['draft_layers']} K={r['k']} "
+                                       f"bs={r['batch_size']}" for r in jit))
     try:
         plot(rows, os.path.join(args.out, "bench.png"),
              _title(args.shape, meta["device"], meta["vllm_version"], vocab))
@@ -534,6 +587,38 @@ def run_bench(args) -> int:
               f"`vllm-peagle bench --replot {json_path}`")
     print(f"wrote {json_path}")
     return 0
+
+
+def format_profile(rows: list[dict[str, Any]]) -> str:
+    """The profiled generation of each row, one column per row: ms per decode
+    step in the worker (wall, GPU busy), then each phase's GPU (kernel) / CPU
+    time and calls per step.  Phases nest: ``step: ...`` holds the others,
+    ``draft: all`` the ``draft: ...`` ones."""
+    done = [r for r in rows if r.get("profile")]
+    if not done:
+        return ""
+    phases = sorted({name for r in done for name in (r["profile"].get("phases") or {})})
+    head = ["ms per decode step"] + [f"{r['method']} L{r['draft_layers']} K{r['k']} "
+                                     f"bs{r['batch_size']}" for r in done]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def cells(fn) -> str:
+        out = []
+        for r in done:
+            p = r["profile"]
+            out.append(f"failed: {p['error'][:60]}" if "error" in p else fn(p))
+        return " | ".join(out)
+
+    lines.append("| wall (worker) | " + cells(lambda p: f"{p['wall_ms_per_step']:.3f}") + " |")
+    lines.append("| GPU busy | " + cells(lambda p: f"{p['gpu_busy_ms_per_step']:.3f}") + " |")
+    for name in phases:
+        def phase(p, name=name):
+            ph = p["phases"].get(name)
+            return "-" if ph is None else (f"{ph['gpu_ms_per_step']:.3f} / "
+                                           f"{ph['cpu_ms_per_step']:.3f} "
+                                           f"(x{ph['calls_per_step']:.0f})")
+        lines.append(f"| {name}: GPU / CPU | " + cells(phase) + " |")
+    return "\n".join(lines)
 
 
 def summary_line(label: str, values: dict[str, Any]) -> str:
