@@ -199,13 +199,26 @@ def release(s: Session, tiny: dict, tp: int) -> None:
     }
     for name, path in zoo.items():
         named[f"zoo:{name}"] = speculative_request(BY_NAME[name], path, zoo_targets)
+    if tp > 1 and not s.smoke:
+        # The bench's Qwen3-8B shape (dummy weights, bf16): a 1-layer draft with
+        # speculators' 32000-token vocabulary, K=4, split over the GPUs.
+        from vllm_peagle.tools.bench import SHAPES, write_checkpoints
+
+        shape = write_checkpoints(os.path.join(s.out, "qwen3-8b-shape"), SHAPES["qwen3-8b"],
+                                  4, 1, 32000)
+        big = dict(prompts=[{"prompt_token_ids": list(range(100, 132 + i))} for i in range(4)],
+                   llm_kwargs_extra={"load_format": "dummy", "skip_tokenizer_init": True,
+                                     "dtype": "bfloat16"})
+        named["shape:qwen3-8b"] = dict(big, model=shape["peagle"])
+        named["shape-target:qwen3-8b"] = dict(big, model=shape["target"])
     for arch, path in zoo_targets.items():
         named[f"zoo-target:{arch}"] = dict(model=path)
     scenarios = {}
     for name, spec in named.items():
         spec = dict(spec)
         eager = not spec.pop("cudagraphs", False) or s.smoke  # CPU smoke runs: eager only
-        scenarios[name] = dict(base, **spec, llm_kwargs=dict(kw, enforce_eager=eager))
+        extra = spec.pop("llm_kwargs_extra", {})
+        scenarios[name] = dict(base, **spec, llm_kwargs=dict(kw, enforce_eager=eager, **extra))
     env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "1" if tp > 1 else "0"}
     runs = {"auto": dict(zip(scenarios, run_isolated(list(scenarios.values()), mode="auto",
                                                      env=env, timeout=1500)))}
@@ -220,6 +233,10 @@ def release(s: Session, tiny: dict, tp: int) -> None:
         a, o = runs["auto"][name], runs["off"][name]
         if name.startswith("zoo:"):
             target = runs["auto"][f"zoo-target:{BY_NAME[name[4:]].arch}"]
+        elif name.startswith("shape:"):
+            # Dummy weights: near-tied logits in bf16, so ids are recorded, not a
+            # losslessness check (the tiny pairs and the zoo are).
+            target = runs["auto"]["shape-target:" + name.split(":", 1)[1]]
         else:
             arch = "qwen3" if name.startswith("qwen3") else "llama"
             target = runs["auto"]["target-cudagraphs" if name == "peagle-cudagraphs"
@@ -394,6 +411,44 @@ def start_bench(s: Session, job: dict, gpu: int | None = None,
             "command": "vllm-peagle bench " + " ".join(args)}
 
 
+# Issue 23's profile: PEagle K=7 with 1- and 4-layer drafts and Eagle3 K=3 beside
+# it, Qwen3-8B shape, 32k draft vocabulary, batch 1/8/32 (one bench each: the
+# bench crosses every K with every method).
+PROFILE_JOBS = {"profile_peagle": (["none", "peagle"], ["7"], ["1", "4"]),
+                "profile_eagle3": (["eagle3"], ["3"], ["1"])}
+
+
+def profile(s: Session) -> None:
+    """``vllm-peagle bench --profile`` for PROFILE_JOBS, one after the other on
+    this GPU: timed rows (JIT compilations in timed steps fail a row), then a
+    profiled generation per row (tools/worker_probe.py), traces beside."""
+    for tag, (methods, ks, layers) in PROFILE_JOBS.items():
+        if s.smoke:
+            args = ["--shape", "tiny-qwen3", "--draft-vocab", "256", "--batch-sizes", "1", "2",
+                    "--output-len", "16", "--repeats", "2", "--gpu-memory-utilization", "0.3",
+                    "--ks", *(["2"] if "peagle" in methods else ["1"]), "--draft-layers", "1"]
+        else:
+            args = ["--shape", "qwen3-8b", "--draft-vocab", "32000", "--batch-sizes", "1", "8",
+                    "32", "--output-len", "64", "--repeats", "3",
+                    "--max-cudagraph-capture-size", "512", "--ks", *ks, "--draft-layers", *layers]
+        args += ["--methods", *methods, "--profile", "--out", os.path.join(s.out, tag)]
+        with open(os.path.join(s.out, f"{tag}.log"), "w") as log:
+            rc = subprocess.run([sys.executable, "-m", "vllm_peagle.tools.cli", "bench", *args],
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
+        result = {"returncode": rc, "command": "vllm-peagle bench " + " ".join(args)}
+        try:
+            with open(os.path.join(s.out, tag, "bench.json")) as f:
+                bench = json.load(f)
+            result.update(summary=bench["summary"], startup=bench["startup"], rows=[
+                {k: r.get(k) for k in ("method", "k", "batch_size", "draft_layers", "ms_per_step",
+                                       "ms_per_step_runs", "max_step_ms_runs",
+                                       "overhead_over_floor", "floor_ms", "jit_in_timed_steps",
+                                       "profile")} for r in bench["rows"]])
+        except (OSError, ValueError, KeyError) as e:
+            result["error"] = f"{type(e).__name__}: {e}"
+        s.step(tag, result)
+
+
 def finish_bench(s: Session, job: dict) -> None:
     returncode = job["proc"].wait()
     job["log"].close()
@@ -452,6 +507,27 @@ def table(s: Session) -> str:
                            else "fails")
                         if c["auto_ok"] else f"auto FAILS: {(c['auto_error'] or '')[-150:]}")
                     + " |")
+    for key, r in st.items():
+        if key.startswith("profile_") and not key.endswith("_error"):
+            for row in r.get("rows") or []:
+                p = row.get("profile") or {}
+                phases = p.get("phases") or {}
+
+                def gpu(name, phases=phases):
+                    ph = phases.get(name)
+                    return "-" if ph is None else f"{ph['gpu_ms_per_step']:.2f}"
+                rows.append(
+                    f"| {key} {row['method']} L{row['draft_layers']} K{row['k']} "
+                    f"bs{row['batch_size']} | {row['ms_per_step']:.2f} ms/step"
+                    + (f", JIT in timed steps {sorted(set(row['jit_in_timed_steps']))}"
+                       if row.get("jit_in_timed_steps") else "")
+                    + (f"; profiled: GPU busy {p['gpu_busy_ms_per_step']:.2f}, target fwd "
+                       f"{gpu('target: forward')}, draft {gpu('draft: all')} (fwd "
+                       f"{gpu('draft: forward')}), sample {gpu('sampling and rejection')}"
+                       if "phases" in p else f"; profile: {p.get('error', 'none')[:80]}")
+                    + " |")
+            if r.get("returncode"):
+                rows.append(f"| {key} | rc={r['returncode']} (see {key}.log) |")
     for key in ("pytest_serve_speculative_config", "pytest_config_tier", "pytest_offline_tier",
                 "pytest_serve"):
         r = st.get(key)
@@ -518,6 +594,8 @@ def main() -> int:
         guarded("release_tp1", release, s, tiny, 1)
     if "release_tp2" in steps:
         guarded("release_tp2", release, s, tiny, 2)
+    if "profile" in steps:
+        guarded("profile", profile, s)
     if "trained" in steps:
         guarded("trained", trained, s, llm_kwargs)
     if "proof" in steps:

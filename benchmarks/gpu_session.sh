@@ -2,12 +2,16 @@
 # A whole GPU session on a CUDA host that reaches no registry, one or more vLLM
 # releases: installs the staged wheelhouse once (benchmarks/gpu_wheelhouse.sh,
 # gathered in $WH; this package's wheel in $PKG), then runs
-# benchmarks/gpu_session.py for each release with its own site on PYTHONPATH,
-# results in OUT/<device>-vllm-<version>/.  With as many GPUs as releases, the
-# releases run side by side, one GPU each; then RELEASES_TP2 at TP=2 on two GPUs.
-# Prints each release's short table last.
-# usage: RELEASES="0.22.0 0.23.0" [RELEASES_TP2="0.23.0"] [ONLY=release] [LATER=trained]
-#        bash benchmarks/gpu_session.sh OUT
+# benchmarks/gpu_session.py for each job with its release's site on PYTHONPATH,
+# results in OUT/<device>-vllm-<version>[-tag]/.  Prints each job's short table last.
+# usage: PLAN="0/0.21.0/profile 1/0.24.0/release ; 0,1/0.21.0/release_tp2" \
+#          bash benchmarks/gpu_session.sh OUT
+#   PLAN: phases one after another, split by ";"; a phase's jobs side by side,
+#   each GPUS/RELEASE/STEPS (STEPS: gpu_session.py --only steps joined by "+";
+#   the folder's tag is "-tp2" for release_tp2, "-profile" for profile).
+#   Without PLAN: RELEASES="0.22.0 0.23.0" [RELEASES_TP2=...] [ONLY=release]
+#   [LATER=trained]: the releases side by side one GPU each (as many as there
+#   are GPUs), then RELEASES_TP2 at TP=2, then LATER.
 # GSM8K_REQUESTS: lm-eval's GSM8K requests recorded on the CPU for the trained step
 #   (python -m vllm_peagle.tools.gsm8k record FILE --limit 30).
 set -euo pipefail
@@ -37,7 +41,23 @@ run() {  # release gpus only -> OUT/<device>-vllm-<release>[-tp2]
     python3 benchmarks/gpu_session.py "$out/$device-vllm-$release$tag" --only="$only" \
     > "$out/$device-vllm-$release$tag.log" 2>&1
 }
-read -r -a releases <<< "${RELEASES:?set RELEASES}"
+if [ -n "${PLAN:-}" ]; then
+  IFS=';' read -r -a phases <<< "$PLAN"
+  for phase in "${phases[@]}"; do
+    pids=()
+    for job in $phase; do
+      IFS=/ read -r visible release steps <<< "$job"
+      only=${steps//+/,}
+      tag=""
+      case "$only" in *release_tp2*) tag=-tp2 ;; profile*) tag=-profile ;; esac
+      run "$release" "$visible" "$only" "$tag" & pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || true; done
+  done
+  for f in "$out"/*.log; do echo "=== $f"; sed -n '/^[^|]* | vLLM /,$p' "$f"; done
+  exit 0
+fi
+read -r -a releases <<< "${RELEASES:?set RELEASES (or PLAN)}"
 side_by_side() {  # only tag: every release, one GPU each where there are enough
   local pids=() i
   for i in "${!releases[@]}"; do

@@ -511,6 +511,10 @@ def run_bench(args) -> int:
         print("bench: --repeats, --ks, --batch-sizes and --draft-layers must be positive, "
               "--draft-vocab and --max-cudagraph-capture-size >= 0", file=sys.stderr)
         return 2
+    # The bench hands its engines' workers functions (tools/worker_probe.py,
+    # LLM.collective_rpc); with the engine core in its own process vLLM sends
+    # them only with pickle allowed.  The bench's engines are its own, local.
+    os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")
     import vllm
 
     shape = SHAPES[args.shape]
