@@ -172,7 +172,7 @@ ZOO_GPU_SUBSET = ("qwen3", "qwen3-aux4", "llama-aux4", "qwen3-sliding-4",
                   "qwen3-fc-norm", "llama-4-layers")
 
 
-def release(s: Session, tiny: dict, tp: int) -> None:
+def release(s: Session, tiny: dict, tp: int, zoo_only: bool = False) -> None:
     """This release's engines, every one of a mode in one process (vLLM imported
     once, each engine shut down before the next): the tiny pairs (eager and CUDA
     graphs), the K override, the explicit draft and the zoo's GPU subset, in
@@ -197,6 +197,8 @@ def release(s: Session, tiny: dict, tp: int) -> None:
         "explicit-draft": dict(model=tiny["target"], speculative_config={
             "model": tiny["peagle"], "method": "peagle", "num_speculative_tokens": 4}),
     }
+    if zoo_only:  # --only=release_zoo: the zoo's GPU subset alone
+        named = {}
     for name, path in zoo.items():
         named[f"zoo:{name}"] = speculative_request(BY_NAME[name], path, zoo_targets)
     if tp > 1 and not s.smoke:
@@ -592,6 +594,8 @@ def main() -> int:
             os.sched_setaffinity(0, slices[-1])
     if "release" in steps:
         guarded("release_tp1", release, s, tiny, 1)
+    if "release_zoo" in steps:
+        guarded("release_tp1", release, s, tiny, 1, True)
     if "release_tp2" in steps:
         guarded("release_tp2", release, s, tiny, 2)
     if "profile" in steps:

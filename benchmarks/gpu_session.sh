@@ -49,7 +49,7 @@ if [ -n "${PLAN:-}" ]; then
       IFS=/ read -r visible release steps <<< "$job"
       only=${steps//+/,}
       tag=""
-      case "$only" in *release_tp2*) tag=-tp2 ;; profile*) tag=-profile ;; esac
+      case "$only" in *release_tp2*) tag=-tp2 ;; release_zoo*) tag=-zoo ;; profile*) tag=-profile ;; esac
       run "$release" "$visible" "$only" "$tag" & pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" || true; done
