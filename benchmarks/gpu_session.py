@@ -261,6 +261,49 @@ def release(s: Session, tiny: dict, tp: int, zoo_only: bool = False) -> None:
                                               if "target" in n}})
 
 
+def fc_norm(s: Session, tiny: dict) -> None:
+    """PEagle drafts with ``fc_norm`` (vllm_peagle/model_executor/models/fc_norm_fix.py):
+    vLLM's RMSNorm kernel on a 1-D tensor (what the drafter's norms get from the
+    flattened ``mask_hidden`` at load), one row, and a strided aux slice; then
+    the zoo's fc_norm draft in ``auto`` against its target alone."""
+    import torch
+    from vllm.config import VllmConfig, set_current_vllm_config
+    from vllm.model_executor.layers.layernorm import RMSNorm
+
+    from tests.zoo import BY_NAME, speculative_request, zoo_paths
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with set_current_vllm_config(VllmConfig()):
+        norm = RMSNorm(64).to(device)
+    wide = torch.randn(4, 3 * 64, device=device)
+    inputs = {"1-D": torch.randn(64, device=device), "one row": torch.randn(1, 64, device=device),
+              "strided slice": wide.chunk(3, dim=-1)[1]}
+    kernel = {}
+    for name, x in inputs.items():
+        try:
+            norm(x)
+            kernel[name] = "ok"
+        except Exception as e:  # noqa: BLE001 - the error is the finding
+            kernel[name] = f"{type(e).__name__}: {str(e)[:200]}"
+    zoo, targets = zoo_paths(tiny, os.path.join(s.out, "zoo"), ("qwen3-fc-norm",))
+    variant = BY_NAME["qwen3-fc-norm"]
+    kw = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "max_num_seqs": 16,
+          "dtype": "float32", "enforce_eager": True}
+    base = {"prompts": DEFAULT_PROMPTS, "max_tokens": 32, "llm_kwargs": kw}
+    spec, target = run_isolated(
+        [dict(base, **speculative_request(variant, zoo["qwen3-fc-norm"], targets)),
+         dict(base, model=targets[variant.arch])], mode="auto",
+        env={"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}, timeout=900)
+    sc = spec.get("speculative_config") or {}
+    s.step("fc_norm", {
+        "rms_norm_kernel": kernel, "auto_ok": spec["ok"],
+        "auto_error": None if spec["ok"] else (spec.get("error") or "")[-600:],
+        "k": sc.get("num_speculative_tokens"), "fc_norm": sc.get("fc_norm"),
+        "drafted_per_step": (spec.get("stats") or {}).get("draft_tokens_per_step"),
+        "ids_equal_target_only": bool(spec["ok"] and target["ok"]
+                                      and spec["token_ids"] == target["token_ids"])})
+
+
 def pytest_tier(s: Session, files: list[str], name: str, env: dict) -> None:
     log = os.path.join(s.out, f"pytest_{name}.log")
     started = time.time()
@@ -509,6 +552,13 @@ def table(s: Session) -> str:
                            else "fails")
                         if c["auto_ok"] else f"auto FAILS: {(c['auto_error'] or '')[-150:]}")
                     + " |")
+    if "fc_norm" in st:
+        r = st["fc_norm"]
+        rows.append(f"| fc_norm: rms_norm kernel | {r['rms_norm_kernel']} |")
+        rows.append("| fc_norm: zoo draft, auto | " + (
+            f"K={r['k']} fc_norm={r['fc_norm']} drafted/step={r['drafted_per_step']} "
+            f"ids==target-only {r['ids_equal_target_only']}" if r["auto_ok"]
+            else f"FAILS: {(r['auto_error'] or '')[-150:]}") + " |")
     for key, r in st.items():
         if key.startswith("profile_") and not key.endswith("_error"):
             for row in r.get("rows") or []:
@@ -598,6 +648,8 @@ def main() -> int:
         guarded("release_tp1", release, s, tiny, 1, True)
     if "release_tp2" in steps:
         guarded("release_tp2", release, s, tiny, 2)
+    if "fc_norm" in steps:
+        guarded("fc_norm", fc_norm, s, tiny)
     if "profile" in steps:
         guarded("profile", profile, s)
     if "trained" in steps:

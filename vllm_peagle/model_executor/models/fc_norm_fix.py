@@ -1,24 +1,27 @@
-"""Beyond upstream: ``fc_norm`` drafts on CUDA (a fix upstream lacks, through 0.33).
+"""Beyond upstream: PEagle drafts with ``fc_norm`` on CUDA (a fix upstream lacks,
+through 0.33).
 
-``combine_hidden_states`` of vLLM's Eagle3 drafters
+When vLLM loads a parallel-drafting Eagle3 drafter it projects the draft's
+``mask_hidden`` (the aux states of a mask position) through the drafter's
+``combine_hidden_states`` once, flattened to one dimension
+(``mask_hidden.view(-1)``, ``vllm/v1/spec_decode/llm_base_proposer.py``).  With
+``fc_norm`` set that method RMS-normalises each aux slice, and vLLM's CUDA
+``rms_norm`` kernel reads the row stride of its input (``stride(-2)``), which a
+1-D tensor lacks: the engine dies at start-up with ``aoti_torch_get_stride(...)
+API call failed`` (H200, vLLM 0.22.0, 0.23.0 and 0.24.0, 2026-11-30; at TP=2
+during engine start-up too).  The CPU kernels take 1-D input, so the CPU suite
+never saw it.  Here ``combine_hidden_states`` of vLLM's Eagle3 drafters
 (``vllm/model_executor/models/llama_eagle3.py`` from 0.22.0, ``qwen3_eagle3.py``
-from 0.24.0) RMS-normalises each aux layer's slice of the concatenated target
-hidden states when the draft sets ``fc_norm``: ``hidden_states.chunk(n, dim=-1)``
-hands each norm a strided view, and vLLM's CUDA ``rms_norm`` kernel fails on it
-(``aoti_torch_get_stride(...) API call failed``; H200, vLLM 0.22.0 and 0.23.0,
-2026-11-30: the engine dies at its first draft, at TP=2 during start-up).  The
-CPU kernels take strided input, so the CPU suite never saw it.  Upstream's diff
-would be ``norm(chunk.contiguous())``; here each ``fc_norm`` module of a built
-drafter gets a forward pre-hook that makes its input contiguous: same values,
-one copy of the aux slices per step, only for ``fc_norm`` drafts.
+from 0.24.0) takes a 1-D input as one row and returns it 1-D again: the same
+values, and the norms see the 2-D tensor the kernel needs.
 
 Installed lazily: ``register()`` must not import vLLM's model code (it runs in
 every process, the API server's too), so ``apply`` sets a post-import hook for
 the drafter modules and the fix is applied when vLLM imports one.  ``auto``
 fixes a drafter class only where its ``combine_hidden_states`` hands a norm a
-non-contiguous slice (a probe with stand-in modules asks it); ``force``
-everywhere.  This package's Qwen3 drafter (0.16-0.23) inherits the Llama
-drafter's method, so it is fixed with it.
+1-D tensor (a probe with stand-in modules asks it); ``force`` everywhere.  This
+package's Qwen3 drafter (0.16-0.23) inherits the Llama drafter's method, so it
+is fixed with it.
 """
 
 from __future__ import annotations
@@ -36,26 +39,23 @@ DRAFTERS = {
     "vllm.model_executor.models.llama_eagle3": "Eagle3LlamaForCausalLM",
     "vllm.model_executor.models.qwen3_eagle3": "Eagle3Qwen3ForCausalLM",
 }
-_MARK = "_peagle_fc_norm_contiguous"
+_MARK = "_peagle_fc_norm_rows"
 
 
-def _contiguous_input(module, args):
-    return (args[0].contiguous(), *args[1:])
-
-
-def norms_see_strided_chunks(cls) -> bool | None:
-    """Whether ``cls.combine_hidden_states`` hands an ``fc_norm`` module a
-    non-contiguous tensor: True, False, or None (the method never reaches
-    ``fc_norm``, as before 0.22.0, or the probe failed)."""
+def norms_see_1d_input(cls) -> bool | None:
+    """Whether ``cls.combine_hidden_states``, given one flattened row (as vLLM
+    passes ``mask_hidden``), hands an ``fc_norm`` module a 1-D tensor: True,
+    False, or None (the method never reaches ``fc_norm``, as before 0.22.0, or
+    the probe failed)."""
     import types
 
     import torch
 
-    seen: list[bool] = []
+    seen: list[int] = []
 
     class Recorder(torch.nn.Module):
         def forward(self, x):
-            seen.append(x.is_contiguous())
+            seen.append(x.dim())
             return x
 
     aux = 3
@@ -64,26 +64,23 @@ def norms_see_strided_chunks(cls) -> bool | None:
         fc_norm=torch.nn.ModuleList(Recorder() for _ in range(aux)),
         num_aux_hidden_states=aux, num_aux_layers=aux, fc=lambda h: h)
     try:
-        cls.combine_hidden_states(types.SimpleNamespace(model=model), torch.zeros(2, 4 * aux))
+        cls.combine_hidden_states(types.SimpleNamespace(model=model), torch.zeros(4 * aux))
     except Exception:  # noqa: BLE001 - a release whose method needs more: unknown
         return None
-    return (not all(seen)) if seen else None
+    return (min(seen) < 2) if seen else None
 
 
 def fix(cls) -> None:
-    """Wrap ``cls.combine_hidden_states``: before its first call on a drafter,
-    each of the drafter's ``fc_norm`` modules gets the contiguous-input hook."""
+    """Wrap ``cls.combine_hidden_states``: a 1-D input goes in as one row and
+    comes back 1-D."""
     original = cls.__dict__["combine_hidden_states"]
     if getattr(original, _MARK, False):
         return
 
     @functools.wraps(original)
     def combine_hidden_states(self, hidden_states):
-        norms = getattr(self.model, "fc_norm", None)
-        if norms is not None and not getattr(self, _MARK, False):
-            for norm in norms:
-                norm.register_forward_pre_hook(_contiguous_input)
-            setattr(self, _MARK, True)
+        if hidden_states.dim() == 1:
+            return original(self, hidden_states.unsqueeze(0)).squeeze(0)
         return original(self, hidden_states)
 
     setattr(combine_hidden_states, _MARK, True)
@@ -94,9 +91,9 @@ def _fix_module(module, force: bool) -> None:
     cls = getattr(module, DRAFTERS[module.__name__], None)
     if cls is None or "combine_hidden_states" not in vars(cls):
         return
-    if force or norms_see_strided_chunks(cls):
+    if force or norms_see_1d_input(cls):
         fix(cls)
-        logger.debug("vllm-peagle: fc_norm inputs made contiguous in %s", cls.__qualname__)
+        logger.debug("vllm-peagle: fc_norm inputs kept 2-D in %s", cls.__qualname__)
 
 
 class _FixOnImport(importlib.abc.MetaPathFinder):
