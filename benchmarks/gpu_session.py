@@ -459,8 +459,9 @@ def start_bench(s: Session, job: dict, gpu: int | None = None,
 # Issue 23's profile: PEagle K=7 with 1- and 4-layer drafts and Eagle3 K=3 beside
 # it, Qwen3-8B shape, 32k draft vocabulary, batch 1/8/32 (one bench each: the
 # bench crosses every K with every method).
-PROFILE_JOBS = {"profile_peagle": (["none", "peagle"], ["7"], ["1", "4"]),
-                "profile_eagle3": (["eagle3"], ["3"], ["1"])}
+PROFILE_JOBS = {"profile_peagle": (["none", "peagle"], ["7"], ["1"]),
+                "profile_eagle3": (["eagle3"], ["3"], ["1"]),
+                "profile_peagle_l4": (["peagle"], ["7"], ["4"])}
 
 
 def profile(s: Session) -> None:
