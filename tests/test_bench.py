@@ -221,6 +221,10 @@ def test_bench_runs_on_cpu_with_a_tiny_shape(tmp_path):
         assert r["profile"]["steps"] == 8 - 1, r["profile"]
         assert 0 < r["profile"]["phases"]["target: forward"]["cpu_ms_per_step"] <= \
             r["profile"]["wall_ms_per_step"]
+    # The drafts compute logits over their own 256-row vocabulary (vLLM shares
+    # the target's lm_head with a draft of dummy weights; the bench unshares it).
+    assert rows[("peagle", 2)]["draft_lm_head_rows"] == rows[("eagle3", 2)][
+        "draft_lm_head_rows"] == 256
     forwards = {m: rows[(m, 2)]["profile"]["phases"]["draft: forward"]["calls_per_step"]
                 for m in ("peagle", "eagle3")}
     assert forwards == {"peagle": 1, "eagle3": 2}

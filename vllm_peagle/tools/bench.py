@@ -255,6 +255,8 @@ def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
     # Triton kernels compiled in the worker, watched from here on (vLLM's own
     # monitor logs a kernel once per process, and only from its version on).
     watched = all(llm.collective_rpc(worker_probe.jit_watch_install))
+    # The draft's own lm_head (draft vocabulary rows), as a real draft has.
+    draft_head = llm.collective_rpc(worker_probe.own_draft_lm_head)[0] if spec else None
     rows = []
     for bs in batch_sizes:
         # Two warm-up generations: the second meets what the first compiled
@@ -296,6 +298,7 @@ def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
             # Kernels JIT-compiled during the timed runs (None: not watched): the
             # row then measured compilation, and it is left out of the summary.
             "jit_in_timed_steps": jit,
+            "draft_lm_head_rows": (draft_head or {}).get("rows"),
             "profile": profile,
         })
         print(f"  {method:7s} L={draft_layers} K={k} bs={bs}: {rows[-1]['ms_per_step']:.3f} ms/step "
