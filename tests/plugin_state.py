@@ -75,11 +75,11 @@ def collect(peagle_dir: str, bad_dirs: list[str]) -> dict:
     state["resolved"] = resolved
 
     # The drafter modules resolved above are imported now (through the plugin's
-    # post-import hook where it is on): does each fc_norm see strided slices?
-    from vllm_peagle.model_executor.models.fc_norm_fix import DRAFTERS, norms_see_strided_chunks
+    # post-import hook where it is on): does an fc_norm see a 1-D input?
+    from vllm_peagle.model_executor.models.fc_norm_fix import DRAFTERS, norms_see_1d_input
 
-    state["fc_norm_strided"] = {
-        f"{module}.{name}": norms_see_strided_chunks(getattr(sys.modules[module], name))
+    state["fc_norm_1d"] = {
+        f"{module}.{name}": norms_see_1d_input(getattr(sys.modules[module], name))
         for module, name in DRAFTERS.items() if module in sys.modules}
 
     from vllm.transformers_utils.configs.speculators import algos

@@ -107,9 +107,9 @@ def test_patched_release_off_equals_plugin_auto(series, patched_site, tiny_model
     plugin = run_mode(cases, "auto", cases[0]["model"], [], str(tmp_path))
     # The patched tree really is what ran: its update_peagle, not the release's.
     assert patched["state"]["vllm_version"] == version
-    # Its drafters hand fc_norm contiguous slices, as the plugin makes them (None:
-    # the release applies no fc_norm).
-    assert not any(patched["state"]["fc_norm_strided"].values()), patched["state"]
+    # Its drafters never hand an fc_norm a 1-D tensor, as the plugin makes them
+    # (None: the release applies no fc_norm).
+    assert not any(patched["state"]["fc_norm_1d"].values()), patched["state"]
     for case in cases:
         ours, theirs = patched["cases"][case["id"]], plugin["cases"][case["id"]]
         assert "error" not in theirs, (case, theirs["error"])

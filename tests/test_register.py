@@ -168,13 +168,13 @@ def test_bad_mode_installs_nothing_and_says_so(monkeypatch, caplog):
     assert "auto, force, off" in record.getMessage()
 
 
-def test_fc_norm_slices_reach_their_norms_contiguous(states):
-    """``fc_norm`` drafts on CUDA (vllm_peagle/model_executor/models/fc_norm_fix.py):
-    in ``auto`` and ``force`` every imported drafter that applies ``fc_norm``
-    hands each norm a contiguous slice (vLLM's CUDA rms_norm fails on the
-    strided ``chunk`` views its own method passes, through 0.33)."""
-    seen = {mode: states[mode]["fc_norm_strided"] for mode in ("auto", "force")}
-    applying = {mode: {cls: strided for cls, strided in by_cls.items() if strided is not None}
+def test_fc_norm_never_gets_a_1d_input(states):
+    """PEagle drafts with ``fc_norm`` on CUDA (vllm_peagle/model_executor/models/
+    fc_norm_fix.py): in ``auto`` and ``force`` no imported drafter that applies
+    ``fc_norm`` hands a norm the 1-D tensor vLLM's own method passes on (the
+    flattened ``mask_hidden``; CUDA's rms_norm fails on it, through 0.33)."""
+    seen = {mode: states[mode]["fc_norm_1d"] for mode in ("auto", "force")}
+    applying = {mode: {cls: flat for cls, flat in by_cls.items() if flat is not None}
                 for mode, by_cls in seen.items()}
     if not any(applying.values()):
         pytest.skip("no drafter of this vLLM applies fc_norm (it arrived in 0.22.0)")

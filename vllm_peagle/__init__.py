@@ -74,15 +74,15 @@ Patch manifest:
 ** File: vllm_peagle/model_executor/models/fc_norm_fix.py ** (beyond upstream)
    6. ``combine_hidden_states`` of ``llama_eagle3.Eagle3LlamaForCausalLM`` and
       ``qwen3_eagle3.Eagle3Qwen3ForCausalLM``
-      Why: with ``fc_norm: true`` each aux slice goes to its RMSNorm as a strided
-           ``chunk`` view, which vLLM's CUDA ``rms_norm`` rejects (engines die at
-           the first draft on 0.22/0.23, H200); the CPU kernels take it.
+      Why: at load vLLM projects a PEagle draft's ``mask_hidden`` through it
+           flattened to 1-D; with ``fc_norm: true`` the per-slice RMSNorms then get
+           1-D tensors, which vLLM's CUDA ``rms_norm`` rejects (engines die at start
+           on 0.22-0.24, H200); the CPU kernels take them.
       How: a post-import hook (``register()`` imports no model code) wraps the
-           method where a probe sees a norm get a strided slice (``force``:
-           always); each ``fc_norm`` module gets a pre-hook making its input
-           contiguous (same values).
-      Related PR: none (upstream lacks it through 0.33).
-      Future plan: remove when upstream's norms take contiguous slices.
+           method where a probe sees a norm get a 1-D tensor (``force``: always):
+           a 1-D input goes in as one row and comes back 1-D (same values).
+      Related PR: none (upstream lacks it through 0.33; ``patches/upstream/0002``).
+      Future plan: remove when upstream's drafters take the 1-D input.
 
 ** File: vllm_peagle/preflight/ ** (beyond upstream)
    7. ``vllm.transformers_utils.config.maybe_override_with_speculators`` (and its
@@ -131,7 +131,7 @@ def mode_from_env() -> str:
 # last: its hook must wrap the merge patch, so that it runs first.
 PATCHES = (
     ("registry", "vllm_peagle.model_executor.models.registry"),
-    ("fc_norm_contiguous", "vllm_peagle.model_executor.models.fc_norm_fix"),
+    ("fc_norm_rows", "vllm_peagle.model_executor.models.fc_norm_fix"),
     ("speculators_algo", "vllm_peagle.transformers_utils.configs.speculators.algos"),
     ("speculative_config_mapping", "vllm_peagle.transformers_utils.configs.speculators.base"),
     ("speculative_config_merge", "vllm_peagle.transformers_utils.config"),

@@ -10,7 +10,7 @@ import types
 import pytest
 import torch
 
-from vllm_peagle.model_executor.models.fc_norm_fix import DRAFTERS, fix, norms_see_strided_chunks
+from vllm_peagle.model_executor.models.fc_norm_fix import DRAFTERS, fix, norms_see_1d_input
 
 
 def _drafters():
@@ -24,15 +24,15 @@ def _drafters():
 
 
 @pytest.mark.parametrize("cls", list(_drafters()), ids=lambda c: c.__module__)
-def test_fixed_combine_hidden_states_same_values_contiguous_norms(cls):
-    if norms_see_strided_chunks(cls) is None:
+def test_fixed_combine_hidden_states_same_values_2d_norm_input(cls):
+    if norms_see_1d_input(cls) is None:
         pytest.skip(f"{cls.__qualname__} of this vLLM applies no fc_norm (0.22.0 has it)")
     from vllm.config import VllmConfig, set_current_vllm_config
     from vllm.model_executor.layers.layernorm import RMSNorm
 
     fixed = type("Fixed", (cls,), {"combine_hidden_states": cls.combine_hidden_states})
     fix(fixed)
-    assert norms_see_strided_chunks(fixed) is False
+    assert norms_see_1d_input(fixed) is False
 
     aux, hidden = 4, 8
     torch.manual_seed(0)
@@ -50,7 +50,11 @@ def test_fixed_combine_hidden_states_same_values_contiguous_norms(cls):
             fc=lambda h: fc(h))
         return types.SimpleNamespace(model=model)
 
-    with torch.no_grad():
-        want = cls.combine_hidden_states(drafter(), hidden_states)
-        got = fixed.combine_hidden_states(drafter(), hidden_states)
-    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    # Rows of aux states as the proposer passes them each step, and one flattened
+    # row as it passes mask_hidden at load: the same values and shapes.
+    for given in (hidden_states, hidden_states[0]):
+        with torch.no_grad():
+            want = cls.combine_hidden_states(drafter(), given)
+            got = fixed.combine_hidden_states(drafter(), given)
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
