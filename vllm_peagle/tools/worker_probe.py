@@ -11,8 +11,9 @@ so they pickle by name to a worker in another process):
 - A per-phase profile of the decode steps: ``profile_start`` wraps the model
   runner's and the drafter's phase methods in ``torch.profiler.record_function``
   ranges and starts ``torch.profiler``; ``profile_stop`` removes them, writes
-  the trace and returns, per phase, CPU and GPU (kernel) milliseconds and the
-  GPU's busy time.
+  the trace and returns ``breakdown``: per phase, CPU milliseconds and the GPU
+  milliseconds of the work launched inside it (by launch correlation, so CUDA
+  graphs' kernels count), and the GPU's busy time.
 """
 
 from __future__ import annotations
