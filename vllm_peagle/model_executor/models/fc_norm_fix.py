@@ -71,15 +71,15 @@ def norms_see_1d_input(cls) -> bool | None:
 
 
 def fix(cls) -> None:
-    """Wrap ``cls.combine_hidden_states``: a 1-D input goes in as one row and
-    comes back 1-D."""
+    """Wrap ``cls.combine_hidden_states``: with ``fc_norm`` set, a 1-D input goes
+    in as one row and comes back 1-D (any other call is the method's own)."""
     original = cls.__dict__["combine_hidden_states"]
     if getattr(original, _MARK, False):
         return
 
     @functools.wraps(original)
     def combine_hidden_states(self, hidden_states):
-        if hidden_states.dim() == 1:
+        if hidden_states.dim() == 1 and getattr(self.model, "fc_norm", None) is not None:
             return original(self, hidden_states.unsqueeze(0)).squeeze(0)
         return original(self, hidden_states)
 
