@@ -172,6 +172,12 @@ ZOO_GPU_SUBSET = ("qwen3", "qwen3-aux4", "llama-aux4", "qwen3-sliding-4",
                   "qwen3-fc-norm", "llama-4-layers")
 
 
+# The engines of the tiny models and the zoo: float32 (greedy ids against the
+# targets' alone), eager unless a scenario asks for CUDA graphs.
+TINY_ENGINE_KWARGS = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "max_num_seqs": 16,
+                      "dtype": "float32", "enforce_eager": True}
+
+
 def release(s: Session, tiny: dict, tp: int, zoo_only: bool = False) -> None:
     """This release's engines, every one of a mode in one process (vLLM imported
     once, each engine shut down before the next): the tiny pairs (eager and CUDA
@@ -185,8 +191,7 @@ def release(s: Session, tiny: dict, tp: int, zoo_only: bool = False) -> None:
     # may lack (datasets): then it is written beforehand and named by
     # VLLM_PEAGLE_ZOO_DIR (it has its own targets).
     zoo, zoo_targets = zoo_paths(tiny, os.path.join(s.out, "zoo"), ZOO_GPU_SUBSET)
-    kw = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "max_num_seqs": 16,
-          "dtype": "float32", "enforce_eager": True, "tensor_parallel_size": tp}
+    kw = dict(TINY_ENGINE_KWARGS, tensor_parallel_size=tp)
     base = {"prompts": DEFAULT_PROMPTS, "max_tokens": 32}
     named = {
         "target": dict(model=tiny["target"]), "qwen3-target": dict(model=tiny["qwen3-target"]),
@@ -287,9 +292,7 @@ def fc_norm(s: Session, tiny: dict) -> None:
             kernel[name] = f"{type(e).__name__}: {str(e)[:200]}"
     zoo, targets = zoo_paths(tiny, os.path.join(s.out, "zoo"), ("qwen3-fc-norm",))
     variant = BY_NAME["qwen3-fc-norm"]
-    kw = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "max_num_seqs": 16,
-          "dtype": "float32", "enforce_eager": True}
-    base = {"prompts": DEFAULT_PROMPTS, "max_tokens": 32, "llm_kwargs": kw}
+    base = {"prompts": DEFAULT_PROMPTS, "max_tokens": 32, "llm_kwargs": TINY_ENGINE_KWARGS}
     spec, target = run_isolated(
         [dict(base, **speculative_request(variant, zoo["qwen3-fc-norm"], targets)),
          dict(base, model=targets[variant.arch])], mode="auto",
