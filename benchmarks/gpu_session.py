@@ -424,8 +424,8 @@ def start_bench(s: Session, job: dict, gpu: int | None = None,
     engines on ``cpus``; ``concurrent`` jobs in all).  ``BENCH_BUDGET_S`` counts
     from the session's start: a job that starts late gets what is left of it."""
     layers, methods = job["layers"], job["methods"]
-    tag = ("bench" if gpu is None else "bench_l" + "_".join(map(str, layers))
-           + ("_" + methods[0] if len(methods) == 1 else ""))
+    tag = job.get("tag") or ("bench" if gpu is None else "bench_l" + "_".join(map(str, layers))
+                             + ("_" + methods[0] if len(methods) == 1 else ""))
     budget = float(os.environ.get("BENCH_BUDGET_S", "0"))
     left = max(1.0, budget - (time.time() - s.started)) if budget else 0
     depths = [str(n) for n in layers]
@@ -467,11 +467,12 @@ PROFILE_JOBS = {"profile_peagle": (["none", "peagle"], ["7"], ["1"]),
                 "profile_peagle_l4": (["peagle"], ["7"], ["4"])}
 
 
-def profile(s: Session) -> None:
-    """``vllm-peagle bench --profile`` for PROFILE_JOBS, one after the other on
-    this GPU: timed rows (JIT compilations in timed steps fail a row), then a
-    profiled generation per row (tools/worker_probe.py), traces beside."""
-    for tag, (methods, ks, layers) in PROFILE_JOBS.items():
+def profile(s: Session, tags: list[str]) -> None:
+    """``vllm-peagle bench --profile`` for the PROFILE_JOBS named, one after the
+    other on this GPU: timed rows (JIT compilations in timed steps fail a row),
+    then a profiled generation per row (tools/worker_probe.py), traces beside."""
+    for tag in tags:
+        methods, ks, layers = PROFILE_JOBS[tag]
         if s.smoke:
             args = ["--shape", "tiny-qwen3", "--draft-vocab", "256", "--batch-sizes", "1", "2",
                     "--output-len", "16", "--repeats", "2", "--gpu-memory-utilization", "0.3",
@@ -496,6 +497,11 @@ def profile(s: Session) -> None:
         except (OSError, ValueError, KeyError) as e:
             result["error"] = f"{type(e).__name__}: {e}"
         s.step(tag, result)
+
+
+# Issue 23's sweep again on one GPU (a 1- or 2-GPU host has no GPU per sweep):
+# PEagle with 1-layer drafts beside no speculation, every K, batch 1/8/32.
+SWEEP_JOB = {"layers": (1,), "methods": ("peagle",), "tag": "sweep_l1_peagle"}
 
 
 def finish_bench(s: Session, job: dict) -> None:
@@ -620,6 +626,13 @@ def main() -> int:
     # the plain serve test (both proved on 0.21.0 before) and the sweep run
     # only when asked for.
     steps = only[0].split(",") if only else ["proof", "overrides", "serve_sc", "config"]
+    known = {"release", "release_zoo", "release_tp2", "fc_norm", "profile", *PROFILE_JOBS,
+             "sweep", "trained", "proof", "overrides", "config", "offline", "serve_sc", "serve",
+             "bench"}
+    if set(steps) - known:
+        print(f"gpu_session.py: unknown step(s) {sorted(set(steps) - known)} in --only; "
+              f"steps: {', '.join(sorted(known))}", file=sys.stderr)
+        return 2
     s = Session(out, smoke)
     tiny = make_tiny(os.path.join(out, "tiny"), seed=0)
     # The tiny weights are float32 and the CPU suite runs them so; on the GPU
@@ -654,8 +667,12 @@ def main() -> int:
         guarded("release_tp2", release, s, tiny, 2)
     if "fc_norm" in steps:
         guarded("fc_norm", fc_norm, s, tiny)
-    if "profile" in steps:
-        guarded("profile", profile, s)
+    # "profile": every PROFILE_JOBS job; or name jobs (e.g. profile_peagle_l4).
+    profiles = [t for t in PROFILE_JOBS if "profile" in steps or t in steps]
+    if profiles:
+        guarded("profile", profile, s, profiles)
+    if "sweep" in steps:
+        finish_bench(s, start_bench(s, SWEEP_JOB))
     if "trained" in steps:
         guarded("trained", trained, s, llm_kwargs)
     if "proof" in steps:

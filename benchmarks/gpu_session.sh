@@ -4,11 +4,14 @@
 # gathered in $WH; this package's wheel in $PKG), then runs
 # benchmarks/gpu_session.py for each job with its release's site on PYTHONPATH,
 # results in OUT/<device>-vllm-<version>[-tag]/.  Prints each job's short table last.
-# usage: PLAN="0/0.21.0/profile 1/0.24.0/release ; 0,1/0.21.0/release_tp2" \
+# usage: PLAN="0/0.21.0/sweep>0/0.21.0/profile_peagle_l4 1/0.20.2/release ; 0,1/0.21.0/release_tp2" \
 #          bash benchmarks/gpu_session.sh OUT
 #   PLAN: phases one after another, split by ";"; a phase's jobs side by side,
-#   each GPUS/RELEASE/STEPS (STEPS: gpu_session.py --only steps joined by "+";
-#   the folder's tag is "-tp2" for release_tp2, "-profile" for profile).
+#   each GPUS/RELEASE/STEPS (STEPS: gpu_session.py --only steps joined by "+"),
+#   or several such runs one after another joined by ">".  The folder's tag:
+#   none for release, "-tp2" for release_tp2, "-zoo" for release_zoo, else the
+#   steps ("-profile-peagle-l4").  Where a phase has several jobs, each job's
+#   processes run on its first GPU's share of the CPUs.
 #   Without PLAN: RELEASES="0.22.0 0.23.0" [RELEASES_TP2=...] [ONLY=release]
 #   [LATER=trained]: the releases side by side one GPU each (as many as there
 #   are GPUs), then RELEASES_TP2 at TP=2, then LATER.
@@ -35,22 +38,43 @@ gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
 device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | awk '{print tolower($NF)}')
 [ "${gpus:-0}" -ge 2 ] && device="${device}x${gpus}"
 
-run() {  # release gpus only -> OUT/<device>-vllm-<release>[-tp2]
-  local release=$1 visible=$2 only=$3 tag=$4
+run() {  # release gpus only tag [cpus] -> OUT/<device>-vllm-<release><tag>
+  local release=$1 visible=$2 only=$3 tag=$4 cpus=${5:-}
+  local pin=()
+  [ -n "$cpus" ] && pin=(taskset -c "$cpus")
   CUDA_VISIBLE_DEVICES=$visible PYTHONPATH=/tmp/site-peagle:/tmp/site-$release \
-    python3 benchmarks/gpu_session.py "$out/$device-vllm-$release$tag" --only="$only" \
+    "${pin[@]}" python3 benchmarks/gpu_session.py "$out/$device-vllm-$release$tag" --only="$only" \
     > "$out/$device-vllm-$release$tag.log" 2>&1
 }
+job() {  # GPUS/RELEASE/STEPS[>GPUS/RELEASE/STEPS...] shared: runs one after another
+  local shared=$1 part visible release steps only tag cpus="" first per
+  IFS='>' read -r -a parts <<< "$2"
+  for part in "${parts[@]}"; do
+    IFS=/ read -r visible release steps <<< "$part"
+    only=${steps//+/,}
+    case "$only" in
+      *release_tp2*) tag=-tp2 ;; release_zoo*) tag=-zoo ;; release) tag="" ;;
+      *) tag="-${only//[,_]/-}" ;;
+    esac
+    if [ "$shared" = 1 ] && [ "${gpus:-1}" -ge 2 ]; then
+      # The job's slice of this process's CPUs, by its first GPU: one job's
+      # engine start-up (compilation) does not slow another's timed steps.
+      first=${visible%%,*}; per=$(( ${#allowed[@]} / gpus ))
+      if [ "$per" -ge 2 ]; then
+        cpus=$(IFS=,; echo "${allowed[*]:$(( first * per )):$per}")
+      fi
+    fi
+    run "$release" "$visible" "$only" "$tag" "$cpus" || true
+  done
+}
 if [ -n "${PLAN:-}" ]; then
+  read -r -a allowed <<< "$(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)))')"
   IFS=';' read -r -a phases <<< "$PLAN"
   for phase in "${phases[@]}"; do
     pids=()
-    for job in $phase; do
-      IFS=/ read -r visible release steps <<< "$job"
-      only=${steps//+/,}
-      tag=""
-      case "$only" in *release_tp2*) tag=-tp2 ;; release_zoo*) tag=-zoo ;; profile*) tag=-profile ;; esac
-      run "$release" "$visible" "$only" "$tag" & pids+=($!)
+    read -r -a jobs <<< "$phase"
+    for j in "${jobs[@]}"; do
+      job "$([ "${#jobs[@]}" -ge 2 ] && echo 1 || echo 0)" "$j" & pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" || true; done
   done

@@ -169,6 +169,42 @@ def test_session_pins_each_job_to_its_own_cpus():
     assert g.cpu_slices(1, set(range(64))) == [None]
 
 
+def test_profile_breakdown_attributes_gpu_work_and_idle_time():
+    """worker_probe.breakdown on a hand-made trace (microseconds): GPU work goes
+    to the phases around its launch (a CUDA graph's kernels share the launch's
+    correlation id), and each idle gap to the innermost phase the CPU was in."""
+    from vllm_peagle.tools.worker_probe import NO_PHASE, breakdown
+
+    def rng(name, ts, dur):
+        return {"cat": "user_annotation", "name": name, "pid": 1, "tid": 1, "ts": ts, "dur": dur}
+
+    def launch(name, ts, corr):
+        return {"cat": "cuda_runtime", "name": name, "pid": 1, "tid": 1, "ts": ts, "dur": 2,
+                "args": {"correlation": corr}}
+
+    def kernel(ts, dur, corr):
+        return {"cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": ts, "dur": dur,
+                "args": {"correlation": corr}}
+
+    execute, forward = "step: execute_model (target)", "target: forward"
+    sample, draft = "step: sample_tokens (sample, draft)", "draft: all"
+    events = [rng(execute, 0, 100), rng(forward, 60, 40), rng(sample, 100, 100),
+              rng(draft, 120, 70),
+              launch("cudaLaunchKernel", 5, 10), kernel(10, 10, 10),       # in execute_model
+              launch("cudaGraphLaunch", 70, 11), kernel(75, 75, 11), kernel(150, 10, 11),
+              launch("cudaLaunchKernel", 130, 12), kernel(180, 20, 12),    # in draft: all
+              launch("cudaLaunchKernel", 205, 13), kernel(230, 10, 13)]    # in no phase
+    b = breakdown(events, steps=1)
+    gpu = {name: p["gpu_ms_per_step"] * 1000 for name, p in b["phases"].items()}
+    assert gpu == pytest.approx({execute: 10 + 85, forward: 85, sample: 20, draft: 20})
+    assert b["gpu_busy_ms_per_step"] * 1000 == pytest.approx(10 + 85 + 20 + 10)
+    # Gaps: 20-75 (execute_model's own code to 60, then the forward's launch),
+    # 160-180 (the draft), 200-230 (after every phase).
+    idle = {name: ms * 1000 for name, ms in b["gpu_idle_by_cpu_phase"].items()}
+    assert idle == pytest.approx({execute: 40, forward: 15, draft: 20, NO_PHASE: 30})
+    assert b["gpu_idle_ms_per_step"] * 1000 == pytest.approx(105)
+
+
 @pytest.mark.engine
 def test_bench_runs_on_cpu_with_a_tiny_shape(tmp_path):
     out = tmp_path / "bench"

@@ -598,8 +598,8 @@ def run_bench(args) -> int:
 
 def format_profile(rows: list[dict[str, Any]]) -> str:
     """The profiled generation of each row, one column per row: ms per decode
-    step in the worker (wall, GPU busy), then each phase's GPU (kernel) / CPU
-    time and calls per step.  Phases nest: ``step: ...`` holds the others,
+    step in the worker (wall, GPU busy, GPU idle and the CPU's phase meanwhile),
+    then each phase's GPU (kernel) / CPU time and calls per step.  Phases nest: ``step: ...`` holds the others,
     ``draft: all`` the ``draft: ...`` ones."""
     done = [r for r in rows if r.get("profile")]
     if not done:
@@ -618,6 +618,17 @@ def format_profile(rows: list[dict[str, Any]]) -> str:
 
     lines.append("| wall (worker) | " + cells(lambda p: f"{p['wall_ms_per_step']:.3f}") + " |")
     lines.append("| GPU busy | " + cells(lambda p: f"{p['gpu_busy_ms_per_step']:.3f}") + " |")
+    lines.append("| GPU idle | " + cells(lambda p: f"{p.get('gpu_idle_ms_per_step', 0):.3f}")
+                 + " |")
+    # The GPU waiting on the CPU, by the phase the CPU was in: where a step is
+    # paced by the CPU, these are the phases to make cheaper.
+    waits = sorted({name for r in done for name in
+                    (r["profile"].get("gpu_idle_by_cpu_phase") or {})})
+    for name in waits:
+        def wait(p, name=name):
+            ms = (p.get("gpu_idle_by_cpu_phase") or {}).get(name)
+            return "-" if ms is None else f"{ms:.3f}"
+        lines.append(f"| GPU idle, CPU in {name} | " + cells(wait) + " |")
     for name in phases:
         def phase(p, name=name):
             ph = p["phases"].get(name)

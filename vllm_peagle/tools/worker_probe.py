@@ -13,7 +13,8 @@ so they pickle by name to a worker in another process):
   ranges and starts ``torch.profiler``; ``profile_stop`` removes them, writes
   the trace and returns ``breakdown``: per phase, CPU milliseconds and the GPU
   milliseconds of the work launched inside it (by launch correlation, so CUDA
-  graphs' kernels count), and the GPU's busy time.
+  graphs' kernels count), the GPU's busy time, and its idle time by the phase
+  the CPU was in meanwhile (what a step waits on when the CPU paces it).
 """
 
 from __future__ import annotations
@@ -182,6 +183,54 @@ def _busy_us(intervals: list[tuple[float, float]]) -> float:
 
 
 GPU_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
+NO_PHASE = "(no phase: scheduler, engine loop)"
+
+
+def _idle_by_phase(spans: list[tuple[float, float]], ranges: dict[tuple, list]
+                   ) -> dict[str, float]:
+    """The GPU's idle gaps (between the union of its work, from its first to
+    its last) in microseconds, by the innermost phase of the thread with the
+    most phase ranges (the worker's) at each moment of the gap.  A phase's own
+    time outside the phases nested in it counts under its own name."""
+    gaps, end = [], None
+    for start, stop in sorted(spans):
+        if end is not None and start > end:
+            gaps.append((end, start))
+        end = stop if end is None else max(end, stop)
+    if not gaps:
+        return {}
+    main = max(ranges.values(), key=len) if ranges else []
+    # Ranges on one thread nest: cut them into segments labelled by the
+    # innermost range (a stack walk over start/stop points).
+    points = sorted([(a, 1, -b, name) for a, b, name in main] + [(b, 0, 0, name)
+                                                                 for a, b, name in main])
+    segments, stack, last = [], [], None
+    for t, opening, _, name in points:
+        if last is not None and t > last:
+            segments.append((last, t, stack[-1] if stack else NO_PHASE))
+        if opening:
+            stack.append(name)
+        elif name in stack:
+            stack.reverse()
+            stack.remove(name)  # the innermost open range of that name
+            stack.reverse()
+        last = t
+    out: dict[str, float] = {}
+    i = 0
+    for g0, g1 in gaps:
+        covered = 0.0
+        while i < len(segments) and segments[i][1] <= g0:
+            i += 1
+        j = i
+        while j < len(segments) and segments[j][0] < g1:
+            a, b = max(segments[j][0], g0), min(segments[j][1], g1)
+            if b > a:
+                out[segments[j][2]] = out.get(segments[j][2], 0.0) + (b - a)
+                covered += b - a
+            j += 1
+        if g1 - g0 > covered:
+            out[NO_PHASE] = out.get(NO_PHASE, 0.0) + (g1 - g0 - covered)
+    return out
 
 
 def breakdown(events: list[dict], steps: int) -> dict:
@@ -190,7 +239,7 @@ def breakdown(events: list[dict], steps: int) -> dict:
     inside them.  A kernel belongs to the launch call with its correlation id
     (for a CUDA graph's kernels, the ``cudaGraphLaunch``), and a launch to every
     phase range around it on its thread (phases nest).  Also the GPU's busy time
-    (union of its work) and the worker's span of the trace."""
+    (union of its work) and its idle time by the CPU's phase (``_idle_by_phase``)."""
     labels = {label for _, _, label in PHASES} | {COMBINE_LABEL, FORWARD_LABEL}
     ranges: dict[tuple, list] = {}
     launches, gpu, spans = [], {}, []
@@ -219,9 +268,15 @@ def breakdown(events: list[dict], steps: int) -> dict:
             if start <= launch["ts"] <= stop:
                 phases[name]["gpu_us"] += work
     steps = max(steps, 1)
+    idle = _idle_by_phase(spans, ranges)
     return {
         "steps": steps,
         "gpu_busy_ms_per_step": _busy_us(spans) / 1000 / steps,
+        # Where a step waits on the CPU: the GPU's idle time between its first
+        # and last work, by the innermost phase the worker's CPU was in.
+        "gpu_idle_ms_per_step": sum(idle.values()) / 1000 / steps,
+        "gpu_idle_by_cpu_phase": {name: us / 1000 / steps
+                                  for name, us in sorted(idle.items(), key=lambda x: -x[1])},
         "phases": {name: {"calls_per_step": p["calls"] / steps,
                           "cpu_ms_per_step": p["cpu_us"] / 1000 / steps,
                           "gpu_ms_per_step": p["gpu_us"] / 1000 / steps}
