@@ -169,6 +169,70 @@ def test_session_pins_each_job_to_its_own_cpus():
     assert g.cpu_slices(1, set(range(64))) == [None]
 
 
+class _StaggeredEngine:
+    """An LLM whose engine core, like vLLM's in its own process, starts on the
+    first request before the others arrive: step 0 prefills request 0 alone,
+    step 1 the rest beside request 0's decode.  The clock advances 100 s in a
+    step with a prefill and 1 s in a decode step; the worker JIT-compiles a
+    kernel in step 1 and, with ``compile_in_decode``, another in step 3."""
+
+    def __init__(self, output_len: int, compile_in_decode: bool = False):
+        self.llm_engine, self.output_len = self, output_len
+        self.compile_in_decode, self.now, self.step_no = compile_in_decode, 0.0, 0
+        self.requests: dict[str, int] = {}
+        self.compiled: list[str] = []
+
+    def add_request(self, request_id, prompt, params):
+        self.requests[request_id] = -1  # tokens so far; -1: not yet scheduled
+
+    def has_unfinished_requests(self):
+        return any(n < self.output_len for n in self.requests.values())
+
+    def step(self):
+        from types import SimpleNamespace
+
+        ids = list(self.requests)
+        prefill = ids[:1] if self.step_no == 0 else [i for i in ids if self.requests[i] < 0]
+        self.now += 100.0 if prefill else 1.0
+        if self.step_no == 1:
+            self.compiled.append("prefill_shape_kernel")
+        if self.step_no == 3 and self.compile_in_decode:
+            self.compiled.append("decode_shape_kernel")
+        self.step_no += 1
+        outputs = []
+        for i in ids:
+            n = self.requests[i]
+            if n == self.output_len or (n < 0 and i not in prefill):
+                continue
+            self.requests[i] = n = max(n, 0) + 1
+            outputs.append(SimpleNamespace(request_id=i, finished=n == self.output_len,
+                                           outputs=[SimpleNamespace(token_ids=[0] * n)]))
+        return outputs
+
+    def collective_rpc(self, fn, args=()):
+        from vllm_peagle.tools import worker_probe
+
+        assert fn is worker_probe.jit_events
+        return [list(self.compiled)]
+
+
+@pytest.mark.parametrize("compile_in_decode", [False, True])
+def test_timed_window_starts_once_every_request_decodes(monkeypatch, compile_in_decode):
+    """The steps in which requests were still being prefilled are neither timed
+    nor watched for JIT compilations; every step after them is."""
+    from vllm_peagle.tools import bench
+
+    llm = _StaggeredEngine(output_len=5, compile_in_decode=compile_in_decode)
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: llm.now)
+    r = bench.time_decode_steps(llm, batch_size=3, prompt_len=4, output_len=5, vocab_size=100,
+                                seed=0, watch_jit=True)
+    # Steps 0 and 1 prefill; steps 2-5 decode (request 0 finishes in step 4, the
+    # others in step 5), each 1 s.
+    assert (r["prefill_steps"], r["steps"], r["tokens"]) == (2, 4, 15)
+    assert r["ms_per_step"] == r["median_step_ms"] == r["max_step_ms"] == 1000.0
+    assert r["jit"] == (["decode_shape_kernel"] if compile_in_decode else [])
+
+
 def test_profile_breakdown_attributes_gpu_work_and_idle_time():
     """worker_probe.breakdown on a hand-made trace (microseconds): GPU work goes
     to the phases around its launch (a CUDA graph's kernels share the launch's
@@ -237,6 +301,8 @@ def test_bench_runs_on_cpu_with_a_tiny_shape(tmp_path):
             assert 0 < median <= longest and mean <= longest
     # Without speculation each decode step yields exactly one token.
     assert rows[("none", 0)]["steps_per_run"] == [8 - 1, 8 - 1]
+    # One request: its prefill is one step, before the timed window.
+    assert all(r["prefill_steps_per_run"] == [1, 1] for r in rows.values())
     none_ms = rows[("none", 0)]["ms_per_step"]
     assert rows[("peagle", 2)]["ratio_to_none"] == pytest.approx(
         rows[("peagle", 2)]["ms_per_step"] / none_ms)

@@ -11,7 +11,8 @@ all in one process run so the numbers compare:
 for each K and batch size, with a fixed output length (``ignore_eos``), a
 warm-up first and the median of ``--repeats`` timed repeats.
 
-A "decode step" is one engine step after the prefill: draft plus verify.  With
+A "decode step" is one engine step once every request of the batch is past its
+prefill (which can span two steps): draft plus verify.  With
 dummy weights nearly every draft is rejected, so a step's cost is measured, not
 its yield; ``--rates`` turn step times into the projected speedup
 ``AL(K) * t_base / t_spec(K)`` with AL(K) = 1 + sum of the first K per-position
@@ -193,11 +194,18 @@ def floor_ms(shape: BenchShape, row: dict[str, Any], none_ms: float, context: fl
 
 
 def time_decode_steps(llm: Any, batch_size: int, prompt_len: int, output_len: int,
-                      vocab_size: int, seed: int, profile: str | None = None
-                      ) -> dict[str, Any]:
-    """One timed generation: the mean time of the engine steps after the prefill.
-    ``profile``: a trace path; the decode steps run under the worker's profiler
-    (tools/worker_probe.py) and the result has its per-phase ``profile``."""
+                      vocab_size: int, seed: int, profile: str | None = None,
+                      watch_jit: bool = False) -> dict[str, Any]:
+    """One timed generation: the mean time of the engine steps once every request
+    is decoding.  The engine core may start on the first request before the
+    others reach it (seen on vLLM 0.32, CPU: step 0 prefilled 1 of 8 requests in
+    three trials of four, all 8 in the fourth), so the prefill can span two steps
+    and the second mixes prefills with a decode, in shapes that vary from run to
+    run: the window starts after the step in which the last request got its
+    first token.  ``profile``: a trace path; the window's steps run under the
+    worker's profiler (tools/worker_probe.py) and the result has its per-phase
+    ``profile``.  ``watch_jit``: the result's ``jit`` lists the Triton kernels
+    the worker compiled during the window."""
     import random
 
     from vllm import SamplingParams
@@ -209,25 +217,43 @@ def time_decode_steps(llm: Any, batch_size: int, prompt_len: int, output_len: in
     for i in range(batch_size):
         ids = [rng.randrange(2, vocab_size - 2) for _ in range(prompt_len)]
         engine.add_request(f"bench-{seed}-{i}", {"prompt_token_ids": ids}, params)
-    step_times: list[float] = []
+    started: set[str] = set()  # requests that have their first token
+    window: list[float] = []  # step times once every request decodes
+    compiled_before: list[str] | None = None
+    prefill_steps = 0
     tokens = 0
     while engine.has_unfinished_requests():
-        if profile is not None and len(step_times) == 1:  # after the prefill
-            llm.collective_rpc(worker_probe.profile_start)
+        decoding = len(started) == batch_size
+        if decoding and not window:  # the window opens (untimed calls here)
+            if watch_jit:
+                compiled_before = llm.collective_rpc(worker_probe.jit_events)[0]
+            if profile is not None:
+                llm.collective_rpc(worker_probe.profile_start)
         t0 = time.perf_counter()
         outputs = engine.step()
-        step_times.append(time.perf_counter() - t0)
-        tokens += sum(len(o.outputs[0].token_ids) for o in outputs if o.finished)
-    decode = step_times[1:] or [0.0]  # step 0 is the prefill (the whole batch fits in one)
+        elapsed = time.perf_counter() - t0
+        if decoding:
+            window.append(elapsed)
+        else:
+            prefill_steps += 1
+        for o in outputs:
+            if o.outputs and o.outputs[0].token_ids:
+                started.add(o.request_id)
+            if o.finished:
+                tokens += len(o.outputs[0].token_ids)
+    decode = window or [0.0]
     # The mean is the figure (a step's cost as throughput sees it); the median and
     # the longest step tell a stall in one step from a slower engine.
     result = {"ms_per_step": 1000 * sum(decode) / len(decode),
               "median_step_ms": 1000 * statistics.median(decode),
               "max_step_ms": 1000 * max(decode),
-              "steps": max(len(step_times) - 1, 0), "tokens": tokens}
-    if profile is not None and len(step_times) > 1:
+              "steps": len(window), "prefill_steps": prefill_steps, "tokens": tokens}
+    if watch_jit:
+        after = llm.collective_rpc(worker_probe.jit_events)[0]
+        result["jit"] = None if compiled_before is None else after[len(compiled_before):]
+    if profile is not None and window:
         result["profile"] = llm.collective_rpc(
-            worker_probe.profile_stop, args=(profile, len(step_times) - 1))[0]
+            worker_probe.profile_stop, args=(profile, len(window)))[0]
     return result
 
 
@@ -263,11 +289,11 @@ def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
         # for the shapes a step can take (accepted-token counts vary them).
         for seed in (-1, -2):
             time_decode_steps(llm, bs, args.prompt_len, args.output_len, shape.vocab_size, seed)
-        compiled = llm.collective_rpc(worker_probe.jit_events)[0] if watched else None
         runs = [time_decode_steps(llm, bs, args.prompt_len, args.output_len, shape.vocab_size,
-                                  seed=r) for r in range(args.repeats)]
-        jit = (llm.collective_rpc(worker_probe.jit_events)[0][len(compiled):]
-               if watched else None)
+                                  seed=r, watch_jit=watched) for r in range(args.repeats)]
+        # Compilations inside the timed windows only: the prefill steps before a
+        # window take shapes that vary from run to run, and are not timed.
+        jit = [k for r in runs for k in (r.get("jit") or [])] if watched else None
         profile = None
         if args.profile:
             trace = os.path.join(args.out, f"trace-{method}-L{draft_layers}-K{k}-bs{bs}.json")
@@ -291,6 +317,7 @@ def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
             "median_step_ms_runs": [r["median_step_ms"] for r in runs],
             "max_step_ms_runs": [r["max_step_ms"] for r in runs],
             "steps_per_run": [r["steps"] for r in runs],
+            "prefill_steps_per_run": [r["prefill_steps"] for r in runs],
             "resolved_method": spec.method if spec else None,
             "parallel_drafting": bool(getattr(spec, "parallel_drafting", False)) if spec else None,
             "num_speculative_tokens": spec.num_speculative_tokens if spec else 0,
