@@ -626,8 +626,8 @@ def run_bench(args) -> int:
 def format_profile(rows: list[dict[str, Any]]) -> str:
     """The profiled generation of each row, one column per row: ms per decode
     step in the worker (wall, GPU busy, GPU idle and the CPU's phase meanwhile),
-    then each phase's GPU (kernel) / CPU time and calls per step.  Phases nest: ``step: ...`` holds the others,
-    ``draft: all`` the ``draft: ...`` ones."""
+    then each phase's GPU (kernel) / CPU time and calls per step.  Phases nest:
+    ``step: ...`` holds the others, ``draft: all`` the ``draft: ...`` ones."""
     done = [r for r in rows if r.get("profile")]
     if not done:
         return ""
