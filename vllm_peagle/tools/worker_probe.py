@@ -172,31 +172,27 @@ def profile_start(worker) -> list[str]:
     return sorted(set(found))
 
 
-def _busy_us(intervals: list[tuple[float, float]]) -> float:
-    total, end = 0.0, float("-inf")
+def _merged(intervals: list[tuple[float, float]]) -> list[list[float]]:
+    """The union of the intervals, as sorted disjoint intervals."""
+    union: list[list[float]] = []
     for start, stop in sorted(intervals):
-        if stop <= end:
-            continue
-        total += stop - max(start, end)
-        end = stop
-    return total
+        if union and start <= union[-1][1]:
+            union[-1][1] = max(union[-1][1], stop)
+        else:
+            union.append([start, stop])
+    return union
 
 
 GPU_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
 NO_PHASE = "(no phase: scheduler, engine loop)"
 
 
-def _idle_by_phase(spans: list[tuple[float, float]], ranges: dict[tuple, list]
-                   ) -> dict[str, float]:
-    """The GPU's idle gaps (between the union of its work, from its first to
-    its last) in microseconds, by the innermost phase of the thread with the
-    most phase ranges (the worker's) at each moment of the gap.  A phase's own
-    time outside the phases nested in it counts under its own name."""
-    gaps, end = [], None
-    for start, stop in sorted(spans):
-        if end is not None and start > end:
-            gaps.append((end, start))
-        end = stop if end is None else max(end, stop)
+def _idle_by_phase(busy: list[list[float]], ranges: dict[tuple, list]) -> dict[str, float]:
+    """The GPU's idle gaps (between its ``busy`` intervals, ``_merged``) in
+    microseconds, by the innermost phase of the thread with the most phase
+    ranges (the worker's) at each moment of the gap.  A phase's own time
+    outside the phases nested in it counts under its own name."""
+    gaps = [(a[1], b[0]) for a, b in zip(busy, busy[1:])]
     if not gaps:
         return {}
     main = max(ranges.values(), key=len) if ranges else []
@@ -268,10 +264,11 @@ def breakdown(events: list[dict], steps: int) -> dict:
             if start <= launch["ts"] <= stop:
                 phases[name]["gpu_us"] += work
     steps = max(steps, 1)
-    idle = _idle_by_phase(spans, ranges)
+    busy = _merged(spans)
+    idle = _idle_by_phase(busy, ranges)
     return {
         "steps": steps,
-        "gpu_busy_ms_per_step": _busy_us(spans) / 1000 / steps,
+        "gpu_busy_ms_per_step": sum(b - a for a, b in busy) / 1000 / steps,
         # Where a step waits on the CPU: the GPU's idle time between its first
         # and last work, by the innermost phase the worker's CPU was in.
         "gpu_idle_ms_per_step": sum(idle.values()) / 1000 / steps,
