@@ -21,13 +21,29 @@ Patch manifest:
 ** File: vllm_peagle/model_executor/models/registry.py **
    1. ``vllm.model_executor.models.registry._SPECULATIVE_DECODING_MODELS``
       Why: the draft config of a PEagle checkpoint names ``PeagleLlamaForCausalLM``
-           (or ``PEagleDraftModel``), which vLLM < 0.22 cannot resolve.
+           (or ``PEagleDraftModel``), which vLLM < 0.22 and >= 0.34 cannot resolve;
+           vLLM 0.24's own Qwen3 drafter drops a draft layer's sliding window.
       How: ``ModelRegistry.register_model`` with lazy ``module:class`` strings,
            to ``llama_eagle3.Eagle3LlamaForCausalLM``; the Qwen3 names
            (``PeagleQwen3ForCausalLM``, ``Eagle3Qwen3ForCausalLM``) to vLLM's
-           ``qwen3_eagle3`` where it has one, else to this package's.
-      Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0), #43132 (Qwen3, 0.24.0)
-      Future plan: remove when the oldest supported vLLM is 0.24.0.
+           ``qwen3_eagle3`` where it has one that keeps windows (a probe builds its
+           decoder layer), else to this package's.
+      Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0, removed in 0.34.0),
+           #43132 (Qwen3, 0.24.0); windows: ``patches/upstream/0003``
+      Future plan: the names stay while vLLM has no PEagle; the Qwen3 routing goes
+           when the oldest supported vLLM's Qwen3 drafter keeps windows.
+
+** File: vllm_peagle/v1/worker/gpu/spec_decode/speculator_config.py ** (beyond upstream)
+   1a. ``register_speculative_method("peagle", PEagleSpeculatorConfig)`` (vLLM >= 0.34)
+      Why: vLLM 0.34.0 removed P-EAGLE with its V1 runner; its V2 runner drafts
+           PEagle nowhere, so every PEagle checkpoint stops there.
+      How: upstream's own door for a plugin's speculator, from ``register()``
+           where the release has it and no V1 parallel drafter; the speculator
+           (``spec_decode/peagle/``: config, speculator, inputs) drafts all K
+           tokens in one pass on the V2 runner, PIECEWISE CUDA graphs; PEagle
+           checkpoints are named ``method="peagle"`` (``base.py``, pre-flight).
+      Related PR: vllm-project/vllm#44816 (a V2 port, not merged)
+      Future plan: keep while vLLM has no PEagle of its own.
 
 ** File: vllm_peagle/model_executor/models/qwen3_eagle3.py **
    2. ``vllm.model_executor.models.qwen3_eagle3.Eagle3Qwen3ForCausalLM`` (a module
@@ -57,9 +73,12 @@ Patch manifest:
    4. ``vllm.transformers_utils.configs.speculators.base.SpeculatorsConfig.build_vllm_speculative_config``
       Why: vLLM < 0.22 builds ``method="peagle"``, which ``SpeculativeConfig``
            rejects; PEagle runs as ``eagle3`` with ``parallel_drafting=True``.
-      How: wrap vLLM's own builder; apply upstream's two-line mapping to its result.
-      Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0)
-      Future plan: remove when the oldest supported vLLM is 0.22.0.
+           vLLM >= 0.34 refuses ``peagle`` outright.
+      How: wrap vLLM's own builder, asked for the Eagle3 config the draft is;
+           upstream's mapping on its result (0.16-0.21), or the eagle3 base of
+           the ``peagle`` method the user's dict names (0.34+, pre-flight adds it).
+      Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0-0.33.0)
+      Future plan: keep while vLLM has no PEagle of its own.
 
 ** File: vllm_peagle/transformers_utils/config.py **
    5. ``vllm.transformers_utils.config.maybe_override_with_speculators`` (and its
@@ -131,6 +150,7 @@ def mode_from_env() -> str:
 # last: its hook must wrap the merge patch, so that it runs first.
 PATCHES = (
     ("registry", "vllm_peagle.model_executor.models.registry"),
+    ("peagle_speculator", "vllm_peagle.v1.worker.gpu.spec_decode.speculator_config"),
     ("fc_norm_rows", "vllm_peagle.model_executor.models.fc_norm_fix"),
     ("speculators_algo", "vllm_peagle.transformers_utils.configs.speculators.algos"),
     ("speculative_config_mapping", "vllm_peagle.transformers_utils.configs.speculators.base"),

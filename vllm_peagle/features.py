@@ -31,6 +31,45 @@ def vllm_module_exists(dotted: str) -> bool:
     return False
 
 
+def has_v1_parallel_drafter() -> bool:
+    """vLLM 0.16-0.33: a V1 proposer that drafts in parallel (``v1/spec_decode/``
+    with ``llm_base_proposer.py``, or ``eagle.py`` before it).  vLLM 0.34.0
+    removed it with the V1 runner: PEagle then runs only on this package's V2
+    speculator.  Looks at the files, importing nothing."""
+    return any(vllm_module_exists(f"v1.spec_decode.{m}") for m in ("llm_base_proposer", "eagle"))
+
+
+def v2_speculator_door():
+    """vLLM >= 0.34's ``register_speculative_method`` (the V2 runner's door for
+    a plugin's speculator), or None where the release has none."""
+    try:
+        from vllm.v1.worker.gpu.spec_decode import speculator_config
+    except ImportError:
+        return None
+    return getattr(speculator_config, "register_speculative_method", None)
+
+
+def peagle_speculative_fields() -> dict:
+    """How a PEagle draft is named in vLLM's ``SpeculativeConfig`` here: the
+    ``peagle`` method where this package's V2 speculator is registered in the
+    installed vLLM (>= 0.34, which refuses ``parallel_drafting`` for eagle3),
+    else Eagle3 with parallel drafting (0.16-0.33).  Asked each time: it
+    follows what ``register()`` installed."""
+    door = v2_speculator_door()
+    if door is not None:
+        from vllm.v1.worker.gpu.spec_decode.speculator_config import (
+            registered_speculative_methods,
+        )
+
+        if PEAGLE_METHOD in registered_speculative_methods():
+            return {"method": PEAGLE_METHOD}
+    return {"method": "eagle3", "parallel_drafting": True}
+
+
+# The method name a user may give a PEagle draft, and this package's V2 speculator's.
+PEAGLE_METHOD = "peagle"
+
+
 @functools.cache
 def has_parallel_drafting() -> bool:
     """vLLM >= 0.16: ``SpeculativeConfig`` has the ``parallel_drafting`` field
@@ -177,6 +216,73 @@ def build_drafter(values: dict, drafter: str = "llama_eagle3:Eagle3LlamaForCausa
     mask = getattr(obj, "mask_hidden", None)
     return {"reads": frozenset(config.reads), "fc_input_size": fc_input,
             "mask_hidden_size": None if mask is None else int(mask.numel()), "drafter": obj}
+
+
+class _Recorded(Exception):
+    """Raised by the stand-in base class once it has the call's arguments."""
+
+
+def _base_init_kwargs(layer_cls: type, **kwargs) -> dict | None:
+    """The keyword arguments ``layer_cls.__init__`` hands its base class's
+    ``__init__`` (``super().__init__(...)``), the base stood in by a recorder:
+    nothing of the real layer is built.  None where the class does not call
+    its base that way, or fails before it (unknown)."""
+    import types
+
+    init = _original_init(layer_cls)
+    if "__class__" not in init.__code__.co_freevars:
+        return None
+    seen: dict = {}
+
+    class Recorder:
+        def __init__(self, *args, **base_kwargs):
+            seen.update(base_kwargs)
+            raise _Recorded
+
+    fake = type(layer_cls.__name__, (Recorder,), {})
+    cells = tuple(types.CellType(fake) if name == "__class__" else cell
+                  for name, cell in zip(init.__code__.co_freevars, init.__closure__))
+    # Quantization helpers a layer calls before its base: no quantization here.
+    globs = dict(init.__globals__, get_draft_quant_config=lambda *a, **k: None)
+    fn = types.FunctionType(init.__code__, globs, init.__name__, init.__defaults__, cells)
+    fn.__kwdefaults__ = init.__kwdefaults__
+    try:
+        fn(fake.__new__(fake), **kwargs)
+    except _Recorded:
+        return seen
+    except Exception:  # noqa: BLE001 - unknown
+        return None
+    return None
+
+
+@functools.cache
+def native_qwen3_drafter_keeps_window() -> bool | None:
+    """Whether vLLM's own Qwen3 Eagle3 drafter gives a ``sliding_attention``
+    draft layer its window: its decoder layer is built for such a config, its
+    base layer stood in, and asked whether it passes
+    ``per_layer_sliding_window`` on (0.24's does not: its Qwen3 layers take no
+    window, so a windowed draft attends to everything; 0.32's does).  None
+    where the release has no such drafter or the answer cannot be had."""
+    import types
+
+    if not has_qwen3_eagle3():
+        return None
+    try:
+        from vllm.model_executor.models import qwen3_eagle3
+
+        layer = qwen3_eagle3.Qwen3Eagle3DecoderLayer
+    except (ImportError, AttributeError):
+        return None
+    config = types.SimpleNamespace(**dict(_PROBE_CONFIG, model_type="qwen3",
+                                          layer_types=["sliding_attention"], sliding_window=5,
+                                          rope_parameters={"rope_type": "default"}))
+    vllm_config = types.SimpleNamespace(cache_config=None, quant_config=None,
+                                        model_config=types.SimpleNamespace(hf_config=config))
+    passed = _base_init_kwargs(layer, vllm_config=vllm_config, prefix="", config=config,
+                               layer_idx=0)
+    if passed is None:
+        return None
+    return passed.get("per_layer_sliding_window") == 5
 
 
 def peagle_drafter(model_type: str) -> str:

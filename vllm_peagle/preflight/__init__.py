@@ -91,19 +91,42 @@ def preflight_config(source: str, config_dict: dict[str, Any]) -> None:
         raise PEagleCheckpointError(repr(source), problems)
 
 
-def _resolve_user_config(model: Any, user: Any) -> Any:
+def _hub_peagle_config(model: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
+    """The config.json of a PEagle checkpoint named by hub id, read as vLLM's
+    ``maybe_override_with_speculators`` reads it (offline where the hub is), or
+    None (not PEagle, or unreadable: vLLM's own call reports that)."""
+    try:
+        import huggingface_hub
+        from transformers import PretrainedConfig
+
+        config_dict, _ = PretrainedConfig.get_config_dict(
+            model, revision=arguments.get("revision"), token=arguments.get("hf_token"),
+            local_files_only=huggingface_hub.constants.HF_HUB_OFFLINE)
+    except Exception:  # noqa: BLE001 - vLLM's own read reports it
+        return None
+    if config_dict.get("speculators_model_type") != "peagle":
+        return None
+    preflight_config(model, config_dict)
+    return config_dict
+
+
+def _resolve_user_config(model: Any, user: Any, arguments: dict[str, Any]) -> Any:
     """Check the checkpoint(s) and the user's speculative_config; returns the
     speculative_config to hand vLLM."""
     checkpoint = preflight_dir(model) if isinstance(model, (str, os.PathLike)) else None
+    if checkpoint is None and isinstance(model, str) and not os.path.exists(model):
+        checkpoint = _hub_peagle_config(model, arguments)
     if checkpoint is not None:
         resolved = speculative_config.for_checkpoint(repr(os.fspath(model)), checkpoint,
                                                      os.fspath(model), user)
     elif isinstance(user, dict) and isinstance(user.get("model"), (str, os.PathLike)):
         draft = preflight_dir(user["model"])
+        source = repr(os.fspath(user["model"]))
         if draft is None:
-            return user
-        resolved = speculative_config.for_explicit_draft(
-            repr(os.fspath(user["model"])), draft, user)
+            # Not a speculators PEagle draft: perhaps one in vLLM's Eagle3 format.
+            resolved = speculative_config.for_native_draft(source, user)
+        else:
+            resolved = speculative_config.for_explicit_draft(source, draft, user)
     else:
         return user
     for line in resolved.info:
@@ -120,7 +143,7 @@ def _wrap_maybe_override(original):
     def maybe_override_with_speculators(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         user = bound.arguments.get("vllm_speculative_config")
-        resolved = _resolve_user_config(bound.arguments["model"], user)
+        resolved = _resolve_user_config(bound.arguments["model"], user, bound.arguments)
         if resolved is not user:
             bound.arguments["vllm_speculative_config"] = resolved
         return original(*bound.args, **bound.kwargs)

@@ -455,7 +455,7 @@ def release_problems(config_dict: dict[str, Any],
     Feature probes, never version strings; each problem names what is missing
     and where to get it, and only a definite answer refuses (``_ask``).  A Qwen3 draft needs nothing more: where vLLM has no
     Qwen3 drafter (before 0.24.0), this package registers its own."""
-    from vllm_peagle import features
+    from vllm_peagle import MODE_ENV, features
 
     problems: list[Problem] = []
     if _ask(features.has_parallel_drafting) is False:
@@ -471,9 +471,18 @@ def release_problems(config_dict: dict[str, Any],
                 option, f"is true, but the installed vLLM's Eagle3 drafter (llama_eagle3.py) "
                 f"has no {option} option: the draft would run without it, its greedy "
                 f"output still right but its acceptance lower. Fix: use vLLM >= {release}"))
+    on_v2_speculator = _ask(features.peagle_speculative_fields) == {"method": features.PEAGLE_METHOD}
+    if _ask(features.has_v1_parallel_drafter) is False and not on_v2_speculator:
+        problems.append(Problem(
+            "speculators_model_type",
+            "is 'peagle', but the installed vLLM has no parallel-drafting runner (vLLM "
+            "0.34.0 removed P-EAGLE) and this package's V2 PEagle speculator is not "
+            "registered in it (see the vllm-peagle WARNING at start-up). Fix: keep "
+            f"{MODE_ENV} unset or 'auto', or use vLLM 0.22.0-0.33.0"))
     problems += _drafter_size_problems(config_dict, verifier_config)
     v2 = os.environ.get("VLLM_USE_V2_MODEL_RUNNER", "").strip().lower()
-    if v2 in ("1", "true") and _ask(features.v2_runner_excludes_parallel_drafting) is False:
+    if v2 in ("1", "true") and not on_v2_speculator and \
+            _ask(features.v2_runner_excludes_parallel_drafting) is False:
         problems.append(Problem(
             "VLLM_USE_V2_MODEL_RUNNER",
             f"is {os.environ['VLLM_USE_V2_MODEL_RUNNER']!r}: the installed vLLM lets its V2 "

@@ -28,8 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# What a user may call a PEagle draft's method; vLLM runs it as eagle3.
-PEAGLE_METHODS = ("eagle3", "peagle")
+from vllm_peagle.features import PEAGLE_METHOD, peagle_speculative_fields
+
+# What a user may call a PEagle draft's method.
+PEAGLE_METHODS = ("eagle3", PEAGLE_METHOD)
 
 
 class SpeculativeConfigError(ValueError):
@@ -64,15 +66,13 @@ def _check_k(source: str, user: dict[str, Any], trained_k: int, out: Resolved) -
             f"speculative_tokens); positions past {trained_k} may never have been trained")
 
 
-def _check_method(source: str, user: dict[str, Any], out: Resolved) -> None:
+def _check_method(source: str, user: dict[str, Any]) -> None:
     method = user.get("method")
     if method is not None and method not in PEAGLE_METHODS:
         raise SpeculativeConfigError(
             source, "method", f"is {method!r}, but the draft is a PEagle checkpoint, which "
-            "vLLM runs as eagle3 with parallel drafting. Fix: drop method, or set it to "
+            f"vLLM runs as {_describe(peagle_speculative_fields())}. Fix: drop method, or set it to "
             "\"eagle3\" or \"peagle\"")
-    if method == "peagle":
-        out.info.append(f"{source}: method 'peagle' runs as 'eagle3' with parallel drafting")
 
 
 def _check_parallel(source: str, user: dict[str, Any]) -> None:
@@ -84,12 +84,50 @@ def _check_parallel(source: str, user: dict[str, Any]) -> None:
             "token at a time. Fix: drop parallel_drafting or set it true")
 
 
+def _describe(fields: dict[str, Any]) -> str:
+    if fields.get("parallel_drafting"):
+        return f"{fields['method']!r} with parallel drafting"
+    return f"{fields['method']!r} (this package's V2 speculator)"
+
+
+def _name_as_peagle(source: str, given: dict[str, Any], out: Resolved) -> None:
+    """Name the draft's method as the installed vLLM runs PEagle: eagle3 with
+    parallel drafting (0.16-0.33), or this package's ``peagle`` V2 speculator
+    (0.34+, where parallel_drafting is refused for eagle3)."""
+    fields = peagle_speculative_fields()
+    method = given.get("method")
+    if method is None:
+        out.info.append(f"{source}: method not given; a PEagle draft runs as "
+                        f"{_describe(fields)}")
+    elif method != fields["method"]:
+        out.info.append(f"{source}: method {method!r} runs as {_describe(fields)}")
+    if "parallel_drafting" in fields and "parallel_drafting" not in given:
+        out.info.append(f"{source}: parallel_drafting turned on for the PEagle draft")
+    given.pop("parallel_drafting", None)
+    given.update(fields)
+
+
+def for_native_draft(source: str, user: dict[str, Any]) -> Resolved:
+    """``speculative_config`` naming a P-EAGLE draft in vLLM's own Eagle3 format
+    (``ptd_token_id``) the way its card says, ``{"method": "eagle3",
+    "parallel_drafting": true}``: unchanged where vLLM runs that (0.16-0.33),
+    the ``peagle`` method where this package's V2 speculator runs it (0.34+)."""
+    if not (user.get("parallel_drafting") is True and user.get("method") in PEAGLE_METHODS):
+        return Resolved(user)
+    out = Resolved(dict(user))
+    _name_as_peagle(source, out.speculative_config, out)
+    return out
+
+
 def for_checkpoint(source: str, checkpoint: dict[str, Any], model: str,
                    user: Any) -> Resolved:
     """The user's speculative_config given with the PEagle checkpoint at
     ``model`` as the model.  Returns the fields vLLM should merge."""
+    fields = peagle_speculative_fields()
     if not isinstance(user, dict):
-        return Resolved(user)
+        if fields["method"] != PEAGLE_METHOD:
+            return Resolved(user)
+        user = {}
     out = Resolved(None)
     given = dict(user)
     other = given.get("model")
@@ -98,7 +136,7 @@ def for_checkpoint(source: str, checkpoint: dict[str, Any], model: str,
             source, "model", f"is {other!r}, but the model is the PEagle checkpoint {model!r}, "
             "which is its own draft. Fix: drop speculative_config.model, or pass the "
             "verifier as the model and the draft as speculative_config.model")
-    _check_method(source, given, out)
+    _check_method(source, given)
     _check_parallel(source, given)
     if "num_speculative_tokens" in given:
         _check_k(source, given, checkpoint_k(checkpoint), out)
@@ -106,9 +144,14 @@ def for_checkpoint(source: str, checkpoint: dict[str, Any], model: str,
     for locked in ("method", "model", "parallel_drafting"):
         given.pop(locked, None)
     if given:
-        fields = ", ".join(f"{k}={v!r}" for k, v in sorted(given.items()))
-        out.info.append(f"{source}: applied user speculative_config fields {fields} "
+        applied = ", ".join(f"{k}={v!r}" for k, v in sorted(given.items()))
+        out.info.append(f"{source}: applied user speculative_config fields {applied} "
                         "(method, model and parallel_drafting come from the checkpoint)")
+    if fields["method"] == PEAGLE_METHOD:
+        # vLLM >= 0.34 runs the checkpoint (an eagle3 one to it) as the custom
+        # method the user's dict names: this package's V2 speculator.
+        given["method"] = PEAGLE_METHOD
+        out.info.append(f"{source}: runs as {_describe(fields)}")
     out.speculative_config = given
     return out
 
@@ -118,14 +161,9 @@ def for_explicit_draft(source: str, draft: dict[str, Any], user: dict[str, Any])
     (its config.json).  Returns the completed dict."""
     out = Resolved(None)
     given = dict(user)
-    _check_method(source, given, out)
+    _check_method(source, given)
     _check_parallel(source, given)
-    if given.get("method") is None:
-        out.info.append(f"{source}: method not given; a PEagle draft runs as 'eagle3'")
-    given["method"] = "eagle3"
-    if "parallel_drafting" not in given:
-        out.info.append(f"{source}: parallel_drafting turned on for the PEagle draft")
-    given["parallel_drafting"] = True
+    _name_as_peagle(source, given, out)
     trained_k = checkpoint_k(draft)
     if given.get("num_speculative_tokens") is None:
         given["num_speculative_tokens"] = trained_k

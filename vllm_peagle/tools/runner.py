@@ -43,7 +43,11 @@ def speculative_summary(config: Any) -> dict[str, Any] | None:
     hf = spec.draft_model_config.hf_config
     return {
         "method": spec.method,
-        "parallel_drafting": bool(getattr(spec, "parallel_drafting", False)),
+        # A plugin's method on vLLM >= 0.34 (method is then the one it is based on).
+        "custom_method": getattr(spec, "custom_method", None),
+        "parallel_drafting": drafts_in_parallel(spec),
+        # Token-budget slots a request's draft pass adds (vLLM >= 0.34).
+        "draft_slots": getattr(spec, "max_num_new_slots_for_drafting", None),
         "num_speculative_tokens": spec.num_speculative_tokens,
         "draft_model": spec.model,
         "target_model": config.model_config.model,
@@ -53,6 +57,16 @@ def speculative_summary(config: Any) -> dict[str, Any] | None:
         "fc_norm": getattr(hf, "fc_norm", None),
         "norm_output": getattr(hf, "norm_output", None),
     }
+
+
+def drafts_in_parallel(spec: Any) -> bool:
+    """Whether the engine drafts all K tokens in one pass: vLLM's
+    ``parallel_drafting`` through 0.33; from 0.34 (where that flag is
+    deprecated) what the method's ``SpeculatorConfig`` declares."""
+    if getattr(spec, "parallel_drafting", None):
+        return True
+    speculator = getattr(spec, "speculator_config", None)
+    return bool(getattr(speculator, "parallel_drafting", False))
 
 
 def shutdown_engine(llm: Any) -> None:

@@ -13,12 +13,21 @@ from ``speculators_model_type`` and ``proposal_methods[0].speculative_tokens``,
 which ``SpeculativeConfig`` then rejects (``method`` has no ``peagle``).  So
 this patch wraps vLLM's own builder and applies those two lines to its result;
 K, and everything else, stays vLLM's.
+
+vLLM 0.34.0 removed P-EAGLE: its builder raises for ``peagle``, and
+``SpeculativeConfig`` refuses ``parallel_drafting`` for eagle3.  There the
+builder is asked for the Eagle3 config the draft is, and it stays eagle3: vLLM
+0.34 takes a speculators checkpoint's method as the base of the custom method
+the user's dict names, ``peagle``, which this package registers for its V2
+speculator and pre-flight adds (beyond upstream).
 """
 
 from __future__ import annotations
 
 import inspect
 from typing import Any
+
+from vllm_peagle import features
 
 UPSTREAM_SYMBOL = (
     "vllm.transformers_utils.configs.speculators.base."
@@ -30,9 +39,18 @@ _ORIGINAL = "__vllm_peagle_original_build_vllm_speculative_config__"
 
 def build_vllm_speculative_config(cls, config_dict: dict[str, Any]) -> dict[str, Any]:
     # vLLM's own builder, bound to the class that is being asked.
-    result = getattr(cls, _ORIGINAL)(config_dict)
-    if result["method"] == "peagle":
-        result.update({"method": "eagle3", "parallel_drafting": True})
+    build = getattr(cls, _ORIGINAL)
+    if config_dict.get("speculators_model_type") != "peagle":
+        return build(config_dict)
+    # Built as the Eagle3 config it is (0.34's builder refuses "peagle"; before
+    # 0.22 it only names the method after it), then named as PEagle runs here.
+    result = build({**config_dict, "speculators_model_type": "eagle3"})
+    fields = features.peagle_speculative_fields()
+    # Where PEagle is a method of its own (0.34+), vLLM wants the checkpoint's
+    # method to be the one it is based on; the user's dict picks "peagle"
+    # (pre-flight's for_checkpoint).
+    if fields["method"] != features.PEAGLE_METHOD:
+        result.update(fields)
     return result
 
 
