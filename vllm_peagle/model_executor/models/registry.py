@@ -7,10 +7,13 @@ vLLM 0.22.0 (vllm-project/vllm#41826), and a Qwen3 drafter
 (``qwen3_eagle3.Eagle3Qwen3ForCausalLM``) from 0.24.0 (vllm-project/vllm#43132);
 0.22 and 0.23 send ``PeagleQwen3ForCausalLM`` to the Llama drafter.
 
-Where the installed vLLM has no Qwen3 drafter, or points the Qwen3 names at
-another, ``PeagleQwen3ForCausalLM`` and ``Eagle3Qwen3ForCausalLM`` go to this
-package's (``vllm_peagle/model_executor/models/qwen3_eagle3.py``); ``force``
-uses this package's everywhere, to test it against vLLM's own.
+Where the installed vLLM has no Qwen3 drafter, points ``Eagle3Qwen3ForCausalLM``
+at another, or has one that drops a draft layer's sliding window (0.24's: its
+Qwen3 layers take no window, so a windowed draft attends to all its context,
+drafting as it was never trained; a probe asks the drafter), the Qwen3 names go
+to this package's (``vllm_peagle/model_executor/models/qwen3_eagle3.py``, which
+keeps the window); ``force`` uses this package's everywhere, to test it against
+vLLM's own.  vLLM 0.34 removed the PEagle names: they go to its own drafters.
 """
 
 from __future__ import annotations
@@ -48,16 +51,15 @@ def wanted(force: bool) -> dict[str, str]:
 
     from vllm_peagle import features
 
-    native_qwen3 = not force and features.has_qwen3_eagle3()
-    result = {}
-    for arch, kind in PEAGLE_MODELS.items():
-        if kind == "llama":
-            result[arch] = LLAMA_DRAFTER
-        elif native_qwen3 and _target(ModelRegistry.models.get(arch)) == NATIVE_QWEN3_DRAFTER:
-            result[arch] = NATIVE_QWEN3_DRAFTER
-        else:
-            result[arch] = QWEN3_DRAFTER
-    return result
+    # vLLM's own Qwen3 drafter, where its registry sends its own name there and
+    # it keeps sliding windows (an unknown answer keeps vLLM's choice).
+    native_qwen3 = (not force and features.has_qwen3_eagle3()
+                    and _target(ModelRegistry.models.get("Eagle3Qwen3ForCausalLM"))
+                    == NATIVE_QWEN3_DRAFTER
+                    and features.native_qwen3_drafter_keeps_window() is not False)
+    return {arch: LLAMA_DRAFTER if kind == "llama"
+            else NATIVE_QWEN3_DRAFTER if native_qwen3 else QWEN3_DRAFTER
+            for arch, kind in PEAGLE_MODELS.items()}
 
 
 def peagle_models() -> list[str]:
