@@ -32,7 +32,16 @@ def snapshot() -> dict:
     from vllm.transformers_utils.configs.speculators import algos
     from vllm.transformers_utils.configs.speculators.base import SpeculatorsConfig
 
+    try:  # vLLM >= 0.34: the V2 runner's custom speculative methods
+        from vllm.v1.worker.gpu.spec_decode.speculator_config import (
+            registered_speculative_methods,
+        )
+    except ImportError:
+        methods = None
+    else:
+        methods = registered_speculative_methods()
     return {
+        "speculative_methods": methods,
         # Pre-flight wraps maybe_override_with_speculators where vLLM calls it.
         "preflight_hooks": {
             where: bool(getattr(module.maybe_override_with_speculators,
@@ -124,6 +133,9 @@ def collect(peagle_dir: str, bad_dirs: list[str]) -> dict:
         else sorted(options),
         "drafter_sizes_aux_inputs": features.drafter_sizes_aux_inputs(),
         "v2_runner_excludes_parallel_drafting": features.v2_runner_excludes_parallel_drafting(),
+        "v1_parallel_drafter": features.has_v1_parallel_drafter(),
+        "native_qwen3_keeps_window": features.native_qwen3_drafter_keeps_window(),
+        "v2_speculator_door": features.v2_speculator_door() is not None,
     }
     try:
         import torch

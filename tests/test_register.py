@@ -32,10 +32,11 @@ def test_registry_resolves_peagle_names(states, mode):
     resolved = states[mode]["resolved"]
     assert resolved["PEagleDraftModel"] == EAGLE3_CLASS
     assert resolved["PeagleLlamaForCausalLM"] == EAGLE3_CLASS
-    # Qwen3 drafts: vLLM's own drafter where it has one (auto), else this package's.
-    from vllm_peagle import features
-
-    qwen3 = NATIVE_QWEN3 if mode == "auto" and features.has_qwen3_eagle3() else OUR_QWEN3
+    # Qwen3 drafts: vLLM's own drafter where it has one that keeps sliding
+    # windows (auto), else this package's.
+    features = states[mode]["features"]
+    native = features["qwen3_eagle3"] and features["native_qwen3_keeps_window"] is not False
+    qwen3 = NATIVE_QWEN3 if mode == "auto" and native else OUR_QWEN3
     assert resolved["PeagleQwen3ForCausalLM"] == qwen3
     assert resolved["Eagle3Qwen3ForCausalLM"] == qwen3
 
@@ -63,7 +64,11 @@ OURS = "vllm_peagle."
 def test_force_installs_this_package(states):
     force = states["force"]
     assert force["peagle_algo"] == OUR_ALGO
-    assert set(force["register_1"].values()) == {"installed"}
+    # Everything, but the V2 speculator only where vLLM has its door (>= 0.34).
+    installed = dict(force["register_1"])
+    v2 = installed.pop("peagle_speculator")
+    assert set(installed.values()) == {"installed"}
+    assert v2 == ("installed" if force["features"]["v2_speculator_door"] else "unavailable")
     after = force["after_1"]["speculators_config"]
     assert after["build_vllm_speculative_config"].startswith(OURS)
     assert after["from_pretrained"].startswith(OURS)  # pre-flight
@@ -99,7 +104,8 @@ def test_auto_installs_only_what_is_missing(states):
         # The registry stays vLLM's where both Qwen3 names already go to its own
         # Qwen3 drafter (0.24+); 0.22/0.23 send them to the Llama drafter.
         native_qwen3 = all("qwen3_eagle3" in before["registry"][arch]
-                           for arch in ("PeagleQwen3ForCausalLM", "Eagle3Qwen3ForCausalLM"))
+                           for arch in ("PeagleQwen3ForCausalLM", "Eagle3Qwen3ForCausalLM")) \
+            and auto["features"]["native_qwen3_keeps_window"] is not False
         assert auto["register_1"]["registry"] == ("native" if native_qwen3 else "installed")
         assert (after["registry"] == before["registry"]) is native_qwen3
         assert after["speculators_config"]["build_vllm_speculative_config"] == \
