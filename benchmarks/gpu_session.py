@@ -27,6 +27,10 @@ usage: python benchmarks/gpu_session.py OUT [--smoke]
 ``release`` (``release_tp2`` at TP=2): every check of one release in one process
 per plugin mode (see ``release``): the tiny pairs, the K override, the explicit
 draft, the zoo's GPU subset, ``auto`` against the targets alone and against ``off``.
+``release_explicit``: the same with every draft given explicitly (vLLM 0.34
+refuses a local verifier behind a checkpoint given as the model), the trained
+pairs' per-position acceptance on GSM8K questions (``GSM8K_PROMPTS``), and the
+stand-in hub's checkpoint as the model: one step for 0.33 (V1) and 0.34 (V2).
 (--smoke: CPU-sized, for a dry run)
 """
 
@@ -266,6 +270,111 @@ def release(s: Session, tiny: dict, tp: int, zoo_only: bool = False) -> None:
                                               if "target" in n}})
 
 
+def explicit_request(variant, path: str, targets: dict[str, str]) -> dict:
+    """A zoo variant with its draft given explicitly: vLLM >= 0.34 refuses a
+    speculators checkpoint whose verifier is a local path as the model."""
+    from tests.zoo import speculative_request
+
+    if variant.native:
+        return speculative_request(variant, path, targets)
+    return {"model": targets[variant.arch], "speculative_config": {"model": path}}
+
+
+def gsm8k_prompts(n: int) -> list[str]:
+    """GSM8K test questions as the trained tiny targets were trained on them
+    (``GSM8K_PROMPTS``: the test split's JSON lines, copied beside the session)."""
+    with open(os.environ["GSM8K_PROMPTS"]) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return [f"Question: {r['question']}\nAnswer:" for r in rows[:n]]
+
+
+def release_explicit(s: Session, tiny: dict) -> None:
+    """The same PEagle engines on every release from 0.22 (V1 runner) to 0.34
+    (this package's V2 speculator), every draft given explicitly: the trained
+    tiny pairs (eager and CUDA graphs; per-position acceptance on GSM8K
+    questions, float32, to compare between releases on one machine), a user's
+    K, Eagle3 beside them, the zoo's GPU subset, and the stand-in hub's
+    checkpoint as the model (hub ids: tests/hub_standin.py); ``auto`` against
+    the targets alone, and ``off``."""
+    from tests.hub_standin import STANDIN_DRAFTS, build_standin_hub
+    from tests.zoo import BY_NAME, accepted_drafts, zoo_paths
+    from vllm_peagle.tools.train_tiny import ensure_trained_tiny
+
+    trained = ensure_trained_tiny(os.path.join(s.out, "trained"))
+    zoo, zoo_targets = zoo_paths(tiny, os.path.join(s.out, "zoo"), ZOO_GPU_SUBSET)
+    gsm8k = {"prompts": gsm8k_prompts(16), "max_tokens": 64}
+    base = {"prompts": DEFAULT_PROMPTS, "max_tokens": 32}
+    kw = dict(TINY_ENGINE_KWARGS)
+    named: dict[str, dict] = {}
+    for arch, (target, draft) in {"llama": ("target", "peagle"),
+                                  "qwen3": ("qwen3-target", "qwen3-peagle")}.items():
+        for graphs in (False, True):
+            tag = f"trained-{arch}" + ("-cudagraphs" if graphs else "")
+            named[tag] = dict(gsm8k, model=trained[target], cudagraphs=graphs,
+                              speculative_config={"model": trained[draft]})
+            named[f"{tag}:target"] = dict(gsm8k, model=trained[target], cudagraphs=graphs)
+    named["trained-llama-k2"] = dict(gsm8k, model=trained["target"], speculative_config={
+        "model": trained["peagle"], "method": "peagle", "num_speculative_tokens": 2})
+    named["trained-eagle3"] = dict(gsm8k, model=trained["target"], speculative_config={
+        "model": trained["eagle3"], "method": "eagle3", "num_speculative_tokens": 4})
+    for name, path in zoo.items():
+        named[f"zoo:{name}"] = dict(base, **explicit_request(BY_NAME[name], path, zoo_targets))
+    for arch, path in zoo_targets.items():
+        named[f"zoo:{arch}:target"] = dict(base, model=path)
+    scenarios = {}
+    for name, spec in named.items():
+        spec = dict(spec)
+        eager = not spec.pop("cudagraphs", False) or s.smoke
+        scenarios[name] = dict(spec, llm_kwargs=dict(kw, enforce_eager=eager))
+    env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    runs = dict(zip(scenarios, run_isolated(list(scenarios.values()), mode="auto", env=env,
+                                             timeout=1500)))
+    # The checkpoint as the model, its verifier a hub id (the stand-in hub).
+    hub_env = dict(env, **build_standin_hub(os.path.join(s.out, "hub")))
+    hub_id = STANDIN_DRAFTS["qwen3-peagle"]
+    hub_runs = run_isolated([dict(gsm8k, model=hub_id, llm_kwargs=dict(kw)),
+                             dict(gsm8k, model=hub_id, llm_kwargs=dict(kw),
+                                  speculative_config={"num_speculative_tokens": 3})],
+                            mode="auto", env=hub_env, timeout=900)
+    runs["hub-checkpoint"], runs["hub-checkpoint-k3"] = hub_runs
+    targets_of = {"hub-checkpoint": "trained-qwen3:target",
+                  "hub-checkpoint-k3": "trained-qwen3:target"}
+    # off: vLLM alone on the explicit trained draft (0.34: its own error).
+    off = run_isolated([dict(scenarios["trained-llama"], speculative_config={
+        "model": trained["peagle"], "method": "eagle3", "parallel_drafting": True,
+        "num_speculative_tokens": 4})], mode="off", env=env, timeout=900)[0]
+    checks = {}
+    for name, r in runs.items():
+        if name.endswith(":target"):
+            continue
+        if name in targets_of:
+            target = runs[targets_of[name]]
+        elif name.startswith("zoo:"):
+            target = runs[f"zoo:{BY_NAME[name[4:]].arch}:target"]
+        else:
+            target = runs[name.split("-k2")[0].replace("trained-eagle3", "trained-llama")
+                          + ":target"]
+        sc, stats = r.get("speculative_config") or {}, r.get("stats") or {}
+        checks[name] = {
+            "ok": r["ok"], "error": None if r["ok"] else (r.get("error") or "")[-800:],
+            "method": sc.get("custom_method") or sc.get("method"),
+            "parallel_drafting": sc.get("parallel_drafting"),
+            "k": sc.get("num_speculative_tokens"),
+            "drafted_per_step": stats.get("draft_tokens_per_step"),
+            "acceptance_len": stats.get("acceptance_len"),
+            "per_pos_acceptance": stats.get("per_pos_acceptance_rates"),
+            "accepted": accepted_drafts(r) if r["ok"] else None,
+            "ids_equal_target_only": bool(r["ok"] and target["ok"]
+                                          and r["token_ids"] == target["token_ids"]),
+            "startup_s": r.get("startup_s")}
+    s.step("release_explicit", {
+        "checks": checks,
+        "targets_ok": {n: r["ok"] for n, r in runs.items() if n.endswith(":target")},
+        "off": {"ok": off["ok"], "error": None if off["ok"] else (off.get("error") or "")[-800:],
+                "per_pos_acceptance": (off.get("stats") or {}).get("per_pos_acceptance_rates"),
+                "accepted": accepted_drafts(off) if off["ok"] else None}})
+
+
 def fc_norm(s: Session, tiny: dict) -> None:
     """PEagle drafts with ``fc_norm`` (vllm_peagle/model_executor/models/fc_norm_fix.py):
     vLLM's RMSNorm kernel on a 1-D tensor (what the drafter's norms get from the
@@ -464,7 +573,9 @@ def start_bench(s: Session, job: dict, gpu: int | None = None,
 # bench crosses every K with every method).
 PROFILE_JOBS = {"profile_peagle": (["none", "peagle"], ["7"], ["1"]),
                 "profile_eagle3": (["eagle3"], ["3"], ["1"]),
-                "profile_peagle_l4": (["peagle"], ["7"], ["4"])}
+                "profile_peagle_l4": (["peagle"], ["7"], ["4"]),
+                # Issue 31: PEagle K=3 and 7 on 0.34's V2 runner beside 0.33's V1.
+                "profile_peagle_k37": (["none", "peagle"], ["3", "7"], ["1"])}
 
 
 def profile(s: Session, tags: list[str]) -> None:
@@ -562,6 +673,19 @@ def table(s: Session) -> str:
                            else "fails")
                         if c["auto_ok"] else f"auto FAILS: {(c['auto_error'] or '')[-150:]}")
                     + " |")
+    if "checks" in st.get("release_explicit", {}):
+        r = st["release_explicit"]
+        for name, c in r["checks"].items():
+            rates = ", ".join(f"{x:.3f}" for x in c["per_pos_acceptance"] or [])
+            rows.append(f"| explicit {name} | " + (
+                f"{c['method']} parallel={c['parallel_drafting']} K={c['k']} "
+                f"drafted/step={c['drafted_per_step']} rates [{rates}] ids==target-only "
+                f"{c['ids_equal_target_only']}" if c["ok"]
+                else f"FAILS: {(c['error'] or '')[-150:]}") + " |")
+        off = r["off"]
+        rows.append("| explicit, off | " + (
+            f"runs, accepted {off['accepted']}" if off["ok"]
+            else f"fails: {(off['error'] or '')[-150:]}") + " |")
     if "fc_norm" in st:
         r = st["fc_norm"]
         rows.append(f"| fc_norm: rms_norm kernel | {r['rms_norm_kernel']} |")
@@ -626,7 +750,8 @@ def main() -> int:
     # the plain serve test (both proved on 0.21.0 before) and the sweep run
     # only when asked for.
     steps = only[0].split(",") if only else ["proof", "overrides", "serve_sc", "config"]
-    known = {"release", "release_zoo", "release_tp2", "fc_norm", "profile", *PROFILE_JOBS,
+    known = {"release", "release_zoo", "release_tp2", "release_explicit", "fc_norm", "profile",
+             *PROFILE_JOBS,
              "sweep", "trained", "proof", "overrides", "config", "offline", "serve_sc", "serve",
              "bench"}
     if set(steps) - known:
@@ -665,6 +790,8 @@ def main() -> int:
         guarded("release_tp1", release, s, tiny, 1, True)
     if "release_tp2" in steps:
         guarded("release_tp2", release, s, tiny, 2)
+    if "release_explicit" in steps:
+        guarded("release_explicit", release_explicit, s, tiny)
     if "fc_norm" in steps:
         guarded("fc_norm", fc_norm, s, tiny)
     # "profile": every PROFILE_JOBS job; or name jobs (e.g. profile_peagle_l4).

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from vllm_peagle.tools import worker_probe
-from vllm_peagle.tools.runner import shutdown_engine
+from vllm_peagle.tools.runner import drafts_in_parallel, shutdown_engine
 
 # Per-position acceptance rates for the projection, by name:
 # - published-qwen3-8b: speculators' model cards for Qwen3-8B;
@@ -257,12 +257,18 @@ def time_decode_steps(llm: Any, batch_size: int, prompt_len: int, output_len: in
     return result
 
 
-def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
-               shape: BenchShape, draft_layers: int = 0, draft_vocab: int = 0
+def run_config(target: str, draft: str | None, method: str, k: int, batch_sizes: list[int],
+               args, shape: BenchShape, draft_layers: int = 0, draft_vocab: int = 0
                ) -> list[dict[str, Any]]:
     from vllm import LLM
 
-    extra: dict[str, Any] = {"speculative_config": {"num_speculative_tokens": k}} if k else {}
+    # The draft given explicitly (a speculators checkpoint as the model resolves
+    # to the same, but vLLM >= 0.34 refuses one whose verifier is a local path).
+    extra: dict[str, Any] = {}
+    if draft:
+        extra["speculative_config"] = {"model": draft, "num_speculative_tokens": k}
+        if method == "eagle3":
+            extra["speculative_config"]["method"] = "eagle3"
     if args.max_cudagraph_capture_size:
         # vLLM derives the largest CUDA-graph capture size from K (max_num_seqs *
         # (K + 1) * 2, up to 512) and keys its compile cache on the capture sizes:
@@ -270,7 +276,7 @@ def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
         extra["compilation_config"] = {
             "max_cudagraph_capture_size": args.max_cudagraph_capture_size}
     started = time.perf_counter()
-    llm = LLM(model=model, load_format="dummy", skip_tokenizer_init=True, **extra,
+    llm = LLM(model=target, load_format="dummy", skip_tokenizer_init=True, **extra,
               max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
               enforce_eager=args.enforce_eager, max_num_seqs=max(batch_sizes),
               seed=0)
@@ -318,8 +324,9 @@ def run_config(model: str, method: str, k: int, batch_sizes: list[int], args,
             "max_step_ms_runs": [r["max_step_ms"] for r in runs],
             "steps_per_run": [r["steps"] for r in runs],
             "prefill_steps_per_run": [r["prefill_steps"] for r in runs],
-            "resolved_method": spec.method if spec else None,
-            "parallel_drafting": bool(getattr(spec, "parallel_drafting", False)) if spec else None,
+            "resolved_method": (getattr(spec, "custom_method", None) or spec.method)
+            if spec else None,
+            "parallel_drafting": drafts_in_parallel(spec) if spec else None,
             "num_speculative_tokens": spec.num_speculative_tokens if spec else 0,
             "startup_s": startup_s,
             # Kernels JIT-compiled during the timed runs (None: not watched): the
@@ -576,7 +583,7 @@ def run_bench(args) -> int:
     with tempfile.TemporaryDirectory() as root:
         target = write_target(root, shape)
         if "none" in args.methods:
-            rows += run_config(target, "none", 0, args.batch_sizes, args, shape)
+            rows += run_config(target, None, "none", 0, args.batch_sizes, args, shape)
             save()
         paths = {n: write_checkpoints(root, shape, max(args.ks), n, vocab)
                  for n in args.draft_layers}
@@ -589,8 +596,8 @@ def run_bench(args) -> int:
             if args.time_budget_s and time.time() - started > args.time_budget_s:
                 meta["skipped"].append({"method": method, "k": k, "draft_layers": layers})
                 continue
-            rows += run_config(paths[layers][method], method, k, args.batch_sizes, args,
-                               shape, layers, vocab)
+            rows += run_config(target, paths[layers][method], method, k, args.batch_sizes,
+                               args, shape, layers, vocab)
             save()
     result = save()
     if meta["skipped"]:

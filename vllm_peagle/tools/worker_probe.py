@@ -39,6 +39,13 @@ PHASES = (
     ("drafter", "set_inputs_first_pass", "draft: input expansion (mask tokens, slots)"),
     ("drafter", "build_per_group_and_layer_attn_metadata", "draft: attention metadata"),
     ("drafter", "_greedy_sample", "draft: argmax"),
+    # vLLM's V2 model runner (0.34: every engine; earlier: those it takes) and
+    # its speculator (this package's PEagle one, vLLM's Eagle one).
+    ("runner", "prepare_inputs", "target: input preparation"),
+    ("runner", "sample", "sampling and rejection"),
+    ("drafter", "propose", "draft: propose"),
+    ("drafter", "_build_attn_metadata", "draft: attention metadata"),
+    ("drafter", "sample_draft", "draft: argmax"),
 )
 COMBINE_LABEL = "draft: combine aux states (fc)"
 FORWARD_LABEL = "draft: forward"
@@ -140,7 +147,9 @@ def own_draft_lm_head(worker) -> dict:
 
 def _objects(worker) -> dict:
     runner = getattr(worker, "model_runner", None)
-    return {"runner": runner, "drafter": getattr(runner, "drafter", None)}
+    # V1's proposer is the runner's ``drafter``, V2's the runner's ``speculator``.
+    drafter = getattr(runner, "drafter", None) or getattr(runner, "speculator", None)
+    return {"runner": runner, "drafter": drafter}
 
 
 def profile_start(worker) -> list[str]:
