@@ -5,7 +5,8 @@
 # speculators' two pure-Python wheels (the zoo is written there), and per release
 # its CUDA wheel and its compressed-tensors pin (from the wheel's METADATA); a
 # release built against another torch (0.33/0.34: 2.14.0) gets torch-VERSION/
-# with that torch, its triton and NCCL, and gpu-requirements-torch-VERSION.txt.
+# with that torch, its triton and NCCL, and gpu-requirements-torch-VERSION.txt;
+# gpu-requirements-vllm-VERSION.txt, where there is one, goes into the release's own.
 # One tar split into parts of PART_SIZE (default 50M: a part plus the 11 MB
 # checkout stays under the 64 MiB a call carries), DEST/p1, DEST/p2, ...; the
 # last part holds SHA256SUMS.  On the machine: benchmarks/gpu_install.sh.
@@ -50,6 +51,8 @@ for v in "$@"; do
       get "$tdir" -r "$reqs_torch"
     fi
     echo "$torch" > "$work/wh/vllm-$v/TORCH"
+    # What this release needs over that set (0.34: its own transformers and hub).
+    [ -f "$here/gpu-requirements-vllm-$v.txt" ] && get "$work/wh/vllm-$v" -r "$here/gpu-requirements-vllm-$v.txt"
   else
     ct=$(printf '%s\n' "$meta" | sed -n 's/^Requires-Dist: compressed-tensors==\([0-9.]*\).*/\1/p')
     get "$work/wh/vllm-$v" "compressed-tensors==$ct"
