@@ -26,8 +26,8 @@ Patch manifest:
       How: ``ModelRegistry.register_model`` with lazy ``module:class`` strings,
            to ``llama_eagle3.Eagle3LlamaForCausalLM``; the Qwen3 names
            (``PeagleQwen3ForCausalLM``, ``Eagle3Qwen3ForCausalLM``) to vLLM's
-           ``qwen3_eagle3`` where it has one that keeps windows (a probe builds its
-           decoder layer), else to this package's.
+           ``qwen3_eagle3`` where it has one that keeps windows (a probe reads its
+           decoder layer's code), else to this package's.
       Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0, removed in 0.34.0),
            #43132 (Qwen3, 0.24.0); windows: ``patches/upstream/0003``
       Future plan: the names stay while vLLM has no PEagle; the Qwen3 routing goes

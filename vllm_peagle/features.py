@@ -218,71 +218,44 @@ def build_drafter(values: dict, drafter: str = "llama_eagle3:Eagle3LlamaForCausa
             "mask_hidden_size": None if mask is None else int(mask.numel()), "drafter": obj}
 
 
-class _Recorded(Exception):
-    """Raised by the stand-in base class once it has the call's arguments."""
+def passes_to_base_init(source: str, class_name: str, keyword: str) -> bool | None:
+    """Whether ``class_name.__init__`` in ``source`` hands its base class's
+    ``__init__`` (``super().__init__(...)``) the keyword ``keyword``; None where
+    the class, or such a call, is not there (unknown).  Reads the code, runs
+    none of it."""
+    import ast
 
-
-def _base_init_kwargs(layer_cls: type, **kwargs) -> dict | None:
-    """The keyword arguments ``layer_cls.__init__`` hands its base class's
-    ``__init__`` (``super().__init__(...)``), the base stood in by a recorder:
-    nothing of the real layer is built.  None where the class does not call
-    its base that way, or fails before it (unknown)."""
-    import types
-
-    init = _original_init(layer_cls)
-    if "__class__" not in init.__code__.co_freevars:
-        return None
-    seen: dict = {}
-
-    class Recorder:
-        def __init__(self, *args, **base_kwargs):
-            seen.update(base_kwargs)
-            raise _Recorded
-
-    fake = type(layer_cls.__name__, (Recorder,), {})
-    cells = tuple(types.CellType(fake) if name == "__class__" else cell
-                  for name, cell in zip(init.__code__.co_freevars, init.__closure__))
-    # Quantization helpers a layer calls before its base: no quantization here.
-    globs = dict(init.__globals__, get_draft_quant_config=lambda *a, **k: None)
-    fn = types.FunctionType(init.__code__, globs, init.__name__, init.__defaults__, cells)
-    fn.__kwdefaults__ = init.__kwdefaults__
-    try:
-        fn(fake.__new__(fake), **kwargs)
-    except _Recorded:
-        return seen
-    except Exception:  # noqa: BLE001 - unknown
-        return None
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.ClassDef) and node.name == class_name):
+            continue
+        init = next((f for f in node.body
+                     if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+        calls = [c for c in ast.walk(init) if isinstance(c, ast.Call)
+                 and isinstance(c.func, ast.Attribute) and c.func.attr == "__init__"
+                 and isinstance(c.func.value, ast.Call)
+                 and getattr(c.func.value.func, "id", None) == "super"] if init else []
+        if calls:
+            return any(k.arg == keyword for c in calls for k in c.keywords)
     return None
 
 
 @functools.cache
 def native_qwen3_drafter_keeps_window() -> bool | None:
     """Whether vLLM's own Qwen3 Eagle3 drafter gives a ``sliding_attention``
-    draft layer its window: its decoder layer is built for such a config, its
-    base layer stood in, and asked whether it passes
-    ``per_layer_sliding_window`` on (0.24's does not: its Qwen3 layers take no
-    window, so a windowed draft attends to everything; 0.32's does).  None
-    where the release has no such drafter or the answer cannot be had."""
-    import types
-
-    if not has_qwen3_eagle3():
-        return None
-    try:
-        from vllm.model_executor.models import qwen3_eagle3
-
-        layer = qwen3_eagle3.Qwen3Eagle3DecoderLayer
-    except (ImportError, AttributeError):
-        return None
-    config = types.SimpleNamespace(**dict(_PROBE_CONFIG, model_type="qwen3",
-                                          layer_types=["sliding_attention"], sliding_window=5,
-                                          rope_parameters={"rope_type": "default"}))
-    vllm_config = types.SimpleNamespace(cache_config=None, quant_config=None,
-                                        model_config=types.SimpleNamespace(hf_config=config))
-    passed = _base_init_kwargs(layer, vllm_config=vllm_config, prefix="", config=config,
-                               layer_idx=0)
-    if passed is None:
-        return None
-    return passed.get("per_layer_sliding_window") == 5
+    draft layer its window: whether its decoder layer hands its base Qwen3
+    layer ``per_layer_sliding_window`` (0.24's does not: its Qwen3 layers take
+    no window, so a windowed draft attends to everything; 0.28's and later
+    do).  Read in the module's file, never imported: ``register()`` asks this
+    and imports no model code.  None where the release has no such drafter or
+    the file does not say (unknown)."""
+    spec = importlib.util.find_spec("vllm")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(root, "model_executor", "models", "qwen3_eagle3.py")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return passes_to_base_init(f.read(), "Qwen3Eagle3DecoderLayer",
+                                           "per_layer_sliding_window")
+    return None
 
 
 def peagle_drafter(model_type: str) -> str:

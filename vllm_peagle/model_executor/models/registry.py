@@ -10,7 +10,7 @@ vLLM 0.22.0 (vllm-project/vllm#41826), and a Qwen3 drafter
 Where the installed vLLM has no Qwen3 drafter, points ``Eagle3Qwen3ForCausalLM``
 at another, or has one that drops a draft layer's sliding window (0.24's: its
 Qwen3 layers take no window, so a windowed draft attends to all its context,
-drafting as it was never trained; a probe asks the drafter), the Qwen3 names go
+drafting as it was never trained; a probe reads the drafter's code), the Qwen3 names go
 to this package's (``vllm_peagle/model_executor/models/qwen3_eagle3.py``, which
 keeps the window); ``force`` uses this package's everywhere, to test it against
 vLLM's own.  vLLM 0.34 removed the PEagle names: they go to its own drafters.
