@@ -49,6 +49,25 @@ def v2_speculator_door():
     return getattr(speculator_config, "register_speculative_method", None)
 
 
+def ask(probe, *args):
+    """A probe's answer, or None if the probe itself failed: an unknown answer
+    never makes the plugin refuse or break what vLLM would do."""
+    try:
+        return probe(*args)
+    except Exception:  # noqa: BLE001 - a probe that breaks on a new release
+        return None
+
+
+# How vLLM 0.16-0.33 name a PEagle draft; also the answer where the question fails.
+V1_PEAGLE_FIELDS = {"method": "eagle3", "parallel_drafting": True}
+
+
+def peagle_method_fields() -> dict:
+    """``peagle_speculative_fields``, or vLLM 0.16-0.33's naming where that
+    probe fails (vLLM then has its say)."""
+    return dict(ask(peagle_speculative_fields) or V1_PEAGLE_FIELDS)
+
+
 def peagle_speculative_fields() -> dict:
     """How a PEagle draft is named in vLLM's ``SpeculativeConfig`` here: the
     ``peagle`` method where this package's V2 speculator is registered in the
@@ -63,7 +82,7 @@ def peagle_speculative_fields() -> dict:
 
         if PEAGLE_METHOD in registered_speculative_methods():
             return {"method": PEAGLE_METHOD}
-    return {"method": "eagle3", "parallel_drafting": True}
+    return dict(V1_PEAGLE_FIELDS)
 
 
 # The method name a user may give a PEagle draft, and this package's V2 speculator's.

@@ -9,7 +9,9 @@ PROBES = {
     "vllm_peagle.features": (
         "has_parallel_drafting", "eagle3_drafter_options", "drafter_sizes_aux_inputs",
         "v2_runner_excludes_parallel_drafting", "eagle3_verifier_support",
-        "has_qwen3_eagle3", "speculators_overrides_apply", "drafter_input_sizes"),
+        "has_qwen3_eagle3", "speculators_overrides_apply", "drafter_input_sizes",
+        "native_qwen3_drafter_keeps_window", "has_v1_parallel_drafter", "v2_speculator_door",
+        "peagle_speculative_fields"),
     "vllm_peagle.transformers_utils.configs.speculators.algos": (
         "routes_qwen3", "passes_norm_flags"),
     "vllm_peagle.transformers_utils.configs.speculators.base": (

@@ -439,40 +439,31 @@ def check_checkpoint(draft_dir: str, verifier_dir: str | None = None) -> CheckRe
     return CheckReport(draft_dir, config, verifier_dir, verifier_config, problems, notes)
 
 
-def _ask(probe, *args):
-    """A feature probe's answer, or None if the probe itself failed: an unknown
-    answer never makes pre-flight refuse a checkpoint (vLLM still has its say)."""
-    try:
-        return probe(*args)
-    except Exception:  # noqa: BLE001 - a probe that breaks on a new release
-        return None
-
-
 def release_problems(config_dict: dict[str, Any],
                      verifier_config: dict[str, Any] | None = None) -> list[Problem]:
     """What the installed vLLM lacks to run this (well-formed) checkpoint.
 
     Feature probes, never version strings; each problem names what is missing
-    and where to get it, and only a definite answer refuses (``_ask``).  A Qwen3 draft needs nothing more: where vLLM has no
+    and where to get it, and only a definite answer refuses (``features.ask``).  A Qwen3 draft needs nothing more: where vLLM has no
     Qwen3 drafter (before 0.24.0), this package registers its own."""
     from vllm_peagle import MODE_ENV, features
 
     problems: list[Problem] = []
-    if _ask(features.has_parallel_drafting) is False:
+    if features.ask(features.has_parallel_drafting) is False:
         problems.append(Problem(
             "speculators_model_type",
             "is 'peagle', but the installed vLLM has no parallel drafting "
             "(SpeculativeConfig.parallel_drafting). Fix: PEagle needs vLLM >= 0.16; "
             "upgrade vLLM"))
-    options = _ask(features.eagle3_drafter_options)
+    options = features.ask(features.eagle3_drafter_options)
     for option, release in features.EAGLE3_DRAFTER_OPTIONS.items():
         if config_dict.get(option) is True and options is not None and option not in options:
             problems.append(Problem(
                 option, f"is true, but the installed vLLM's Eagle3 drafter (llama_eagle3.py) "
                 f"has no {option} option: the draft would run without it, its greedy "
                 f"output still right but its acceptance lower. Fix: use vLLM >= {release}"))
-    on_v2_speculator = _ask(features.peagle_speculative_fields) == {"method": features.PEAGLE_METHOD}
-    if _ask(features.has_v1_parallel_drafter) is False and not on_v2_speculator:
+    on_v2_speculator = features.peagle_method_fields()["method"] == features.PEAGLE_METHOD
+    if features.ask(features.has_v1_parallel_drafter) is False and not on_v2_speculator:
         problems.append(Problem(
             "speculators_model_type",
             "is 'peagle', but the installed vLLM has no parallel-drafting runner (vLLM "
@@ -482,7 +473,7 @@ def release_problems(config_dict: dict[str, Any],
     problems += _drafter_size_problems(config_dict, verifier_config)
     v2 = os.environ.get("VLLM_USE_V2_MODEL_RUNNER", "").strip().lower()
     if v2 in ("1", "true") and not on_v2_speculator and \
-            _ask(features.v2_runner_excludes_parallel_drafting) is False:
+            features.ask(features.v2_runner_excludes_parallel_drafting) is False:
         problems.append(Problem(
             "VLLM_USE_V2_MODEL_RUNNER",
             f"is {os.environ['VLLM_USE_V2_MODEL_RUNNER']!r}: the installed vLLM lets its V2 "
@@ -490,7 +481,7 @@ def release_problems(config_dict: dict[str, Any],
             "(vllm-project/vllm#43010; vLLM 0.22.0 refuses the combination). "
             "Fix: unset VLLM_USE_V2_MODEL_RUNNER"))
     for arch in (verifier_config or {}).get("architectures") or []:
-        supported = _ask(features.eagle3_verifier_support, arch)
+        supported = features.ask(features.eagle3_verifier_support, arch)
         if supported is False:
             problems.append(Problem(
                 "speculators_config.verifier.name_or_path",
@@ -515,7 +506,7 @@ def _drafter_size_problems(config_dict: dict[str, Any],
     n_aux = expected_num_aux(config_dict)
     if not (_is_int(hidden) and _is_int(target_hidden)):
         return []
-    sizes = _ask(features.drafter_input_sizes, config_dict)
+    sizes = features.ask(features.drafter_input_sizes, config_dict)
     if sizes is None:
         return []
     want = n_aux * target_hidden

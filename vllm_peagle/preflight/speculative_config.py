@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vllm_peagle.features import PEAGLE_METHOD, peagle_speculative_fields
+from vllm_peagle.features import PEAGLE_METHOD, peagle_method_fields
 
 # What a user may call a PEagle draft's method.
 PEAGLE_METHODS = ("eagle3", PEAGLE_METHOD)
@@ -71,7 +71,7 @@ def _check_method(source: str, user: dict[str, Any]) -> None:
     if method is not None and method not in PEAGLE_METHODS:
         raise SpeculativeConfigError(
             source, "method", f"is {method!r}, but the draft is a PEagle checkpoint, which "
-            f"vLLM runs as {_describe(peagle_speculative_fields())}. Fix: drop method, or set it to "
+            f"vLLM runs as {_describe(peagle_method_fields())}. Fix: drop method, or set it to "
             "\"eagle3\" or \"peagle\"")
 
 
@@ -94,7 +94,7 @@ def _name_as_peagle(source: str, given: dict[str, Any], out: Resolved) -> None:
     """Name the draft's method as the installed vLLM runs PEagle: eagle3 with
     parallel drafting (0.16-0.33), or this package's ``peagle`` V2 speculator
     (0.34+, where parallel_drafting is refused for eagle3)."""
-    fields = peagle_speculative_fields()
+    fields = peagle_method_fields()
     method = given.get("method")
     if method is None:
         out.info.append(f"{source}: method not given; a PEagle draft runs as "
@@ -123,7 +123,7 @@ def for_checkpoint(source: str, checkpoint: dict[str, Any], model: str,
                    user: Any) -> Resolved:
     """The user's speculative_config given with the PEagle checkpoint at
     ``model`` as the model.  Returns the fields vLLM should merge."""
-    fields = peagle_speculative_fields()
+    fields = peagle_method_fields()
     if not isinstance(user, dict):
         if fields["method"] != PEAGLE_METHOD:
             return Resolved(user)

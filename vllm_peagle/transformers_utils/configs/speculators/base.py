@@ -45,7 +45,7 @@ def build_vllm_speculative_config(cls, config_dict: dict[str, Any]) -> dict[str,
     # Built as the Eagle3 config it is (0.34's builder refuses "peagle"; before
     # 0.22 it only names the method after it), then named as PEagle runs here.
     result = build({**config_dict, "speculators_model_type": "eagle3"})
-    fields = features.peagle_speculative_fields()
+    fields = features.peagle_method_fields()
     # Where PEagle is a method of its own (0.34+), vLLM wants the checkpoint's
     # method to be the one it is based on; the user's dict picks "peagle"
     # (pre-flight's for_checkpoint).
