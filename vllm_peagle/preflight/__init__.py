@@ -37,10 +37,6 @@ from vllm_peagle.preflight.checks import (
     release_problems,
 )
 
-UPSTREAM_SYMBOLS = (
-    "vllm.transformers_utils.config.maybe_override_with_speculators",
-    "vllm.transformers_utils.configs.speculators.base.SpeculatorsConfig.from_pretrained",
-)
 _ORIGINAL_FROM_PRETRAINED = "__vllm_peagle_original_from_pretrained__"
 _WRAPPED = "__vllm_peagle_preflight__"
 logger = logging.getLogger("vllm.plugins.peagle")

@@ -313,9 +313,6 @@ def _write_pair(tmp: str, final: str, prefix: str, arch: str, kinds: tuple[str, 
     return paths
 
 
-# What make_tiny writes, by name.
-TINY_MODELS = ("target", "peagle", "eagle3", "qwen3-target", "qwen3-peagle")
-
 # Recorded in tiny.json: bump when the files make_tiny writes change.
 TINY_FORMAT = 4
 

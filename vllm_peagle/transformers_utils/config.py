@@ -27,7 +27,6 @@ import inspect
 import sys
 from typing import Any, Callable
 
-UPSTREAM_SYMBOL = "vllm.transformers_utils.config.maybe_override_with_speculators"
 _MERGES = "__vllm_peagle_merges_user_speculative_config__"
 
 

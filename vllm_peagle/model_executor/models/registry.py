@@ -18,8 +18,6 @@ vLLM's own.  vLLM 0.34 removed the PEagle names: they go to its own drafters.
 
 from __future__ import annotations
 
-UPSTREAM_SYMBOL = "vllm.model_executor.models.registry._SPECULATIVE_DECODING_MODELS"
-
 LLAMA_DRAFTER = "vllm.model_executor.models.llama_eagle3:Eagle3LlamaForCausalLM"
 NATIVE_QWEN3_DRAFTER = "vllm.model_executor.models.qwen3_eagle3:Eagle3Qwen3ForCausalLM"
 QWEN3_DRAFTER = "vllm_peagle.model_executor.models.qwen3_eagle3:Eagle3Qwen3ForCausalLM"

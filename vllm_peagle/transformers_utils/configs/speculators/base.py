@@ -29,10 +29,6 @@ from typing import Any
 
 from vllm_peagle import features
 
-UPSTREAM_SYMBOL = (
-    "vllm.transformers_utils.configs.speculators.base."
-    "SpeculatorsConfig.build_vllm_speculative_config"
-)
 # Where the wrapped class keeps vLLM's own classmethod.
 _ORIGINAL = "__vllm_peagle_original_build_vllm_speculative_config__"
 
