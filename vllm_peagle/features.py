@@ -285,27 +285,42 @@ def peagle_drafter(model_type: str) -> str:
     if model_type == "qwen3":
         from vllm import ModelRegistry
 
-        from vllm_peagle.model_executor.models import registry
-
         entry = ModelRegistry.models.get("PeagleQwen3ForCausalLM")
-        if registry._target(entry) == registry.NATIVE_QWEN3_DRAFTER:
+        if registry_target(entry) == NATIVE_QWEN3_DRAFTER:
             return "qwen3_eagle3:Eagle3Qwen3ForCausalLM"
     return "llama_eagle3:Eagle3LlamaForCausalLM"
 
 
-def drafter_input_sizes(config_dict: dict) -> tuple[int | None, int | None]:
+# vLLM's own Qwen3 Eagle3 drafter (0.24+), as its registry names it.
+NATIVE_QWEN3_DRAFTER = "vllm.model_executor.models.qwen3_eagle3:Eagle3Qwen3ForCausalLM"
+
+
+def registry_target(entry) -> str | None:
+    """``module:class`` of a ``ModelRegistry`` entry (lazy or loaded), if it says."""
+    module = getattr(entry, "module_name", None)
+    cls = getattr(entry, "class_name", None)
+    if module and cls:
+        return f"{module}:{cls}"
+    model_cls = getattr(entry, "model_cls", None) or getattr(entry, "interfaces", None)
+    if isinstance(model_cls, type):
+        return f"{model_cls.__module__}:{model_cls.__qualname__}"
+    return None
+
+
+def drafter_input_sizes(config_dict: dict, fallback_update=None
+                        ) -> tuple[int | None, int | None]:
     """(fc input size, mask_hidden size) that the installed release's drafter
     builds for this PEagle checkpoint's draft config (its layer config with the
-    ``peagle`` algorithm's fields, as vLLM makes it).  Raises where the drafter
-    cannot be built here (unknown)."""
+    ``peagle`` algorithm's fields, as vLLM makes it: the release's
+    ``update_peagle``, else ``fallback_update``, the plugin's, which ``auto``
+    installs on a release without one).  Raises where the drafter cannot be
+    built here (unknown)."""
     from vllm.transformers_utils.configs.speculators import algos
 
     values = dict(_PROBE_CONFIG, **config_dict["transformer_layer_config"])
-    update = algos.SUPPORTED_SPECULATORS_TYPES.get("peagle")
-    if update is None:  # a release without PEagle: the plugin's own, as auto installs
-        from vllm_peagle.transformers_utils.configs.speculators.algos import update_peagle
-
-        update = update_peagle
+    update = algos.SUPPORTED_SPECULATORS_TYPES.get("peagle") or fallback_update
+    if update is None:
+        raise LookupError("no peagle algorithm to build the draft config with")
     update(config_dict=config_dict, pre_trained_config=values)
     values = {k: v for k, v in values.items() if v is not None}
     # Only the fc and mask_hidden sizes are asked: the vocabulary and the layer

@@ -140,14 +140,14 @@ def test_drafter_option_guard(monkeypatch, option, release, drafter_has_it):
     assert release_problems(peagle_config(**{option: False})) == []
 
 
-def _drafter_0_21(config: dict) -> tuple[int, int]:
+def _drafter_0_21(config: dict, fallback_update=None) -> tuple[int, int]:
     """How vLLM 0.16-0.21's Llama drafter sizes its inputs (read in the wheels):
     fc for 3 * (target_hidden_size or hidden_size), mask_hidden 3 * hidden_size."""
     hidden = config["transformer_layer_config"]["hidden_size"]
     return 3 * (config.get("target_hidden_size") or hidden), 3 * hidden
 
 
-def _drafter_0_22(config: dict) -> tuple[int, int]:
+def _drafter_0_22(config: dict, fallback_update=None) -> tuple[int, int]:
     """vLLM >= 0.22: both from the aux count and target_hidden_size."""
     from vllm_peagle.preflight.checks import expected_num_aux
 
@@ -178,7 +178,7 @@ def test_drafter_input_size_guard(monkeypatch, drafter, fields, field):
         assert [p.field for p in problems] == [field]
         assert "Fix: use vLLM >= 0.22.0" in problems[0].message
 
-    def unknown(config):
+    def unknown(config, fallback_update=None):
         raise RuntimeError("cannot build the drafter here")
 
     monkeypatch.setattr("vllm_peagle.features.drafter_input_sizes", unknown)

@@ -24,7 +24,10 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from vllm_peagle.transformers_utils.configs.speculators.algos import PEAGLE_ARCHITECTURES
+from vllm_peagle.transformers_utils.configs.speculators.algos import (
+    PEAGLE_ARCHITECTURES,
+    update_peagle,
+)
 
 # speculators_model_type values that are valid speculators checkpoints, just not PEagle.
 OTHER_SPECULATOR_TYPES = {"eagle", "eagle3", "dflash", "dflash2", "mtp", "mlp_speculator", "dspark"}
@@ -506,7 +509,7 @@ def _drafter_size_problems(config_dict: dict[str, Any],
     n_aux = expected_num_aux(config_dict)
     if not (_is_int(hidden) and _is_int(target_hidden)):
         return []
-    sizes = features.ask(features.drafter_input_sizes, config_dict)
+    sizes = features.ask(features.drafter_input_sizes, config_dict, update_peagle)
     if sizes is None:
         return []
     want = n_aux * target_hidden

@@ -18,8 +18,10 @@ vLLM's own.  vLLM 0.34 removed the PEagle names: they go to its own drafters.
 
 from __future__ import annotations
 
+from vllm_peagle import features
+from vllm_peagle.features import NATIVE_QWEN3_DRAFTER, registry_target
+
 LLAMA_DRAFTER = "vllm.model_executor.models.llama_eagle3:Eagle3LlamaForCausalLM"
-NATIVE_QWEN3_DRAFTER = "vllm.model_executor.models.qwen3_eagle3:Eagle3Qwen3ForCausalLM"
 QWEN3_DRAFTER = "vllm_peagle.model_executor.models.qwen3_eagle3:Eagle3Qwen3ForCausalLM"
 
 # architecture name -> drafter kind: the PEagle draft names, in one place.
@@ -31,28 +33,14 @@ PEAGLE_MODELS = {
 }
 
 
-def _target(entry) -> str | None:
-    """``module:class`` of a registry entry (lazy or loaded), if it says."""
-    module = getattr(entry, "module_name", None)
-    cls = getattr(entry, "class_name", None)
-    if module and cls:
-        return f"{module}:{cls}"
-    model_cls = getattr(entry, "model_cls", None) or getattr(entry, "interfaces", None)
-    if isinstance(model_cls, type):
-        return f"{model_cls.__module__}:{model_cls.__qualname__}"
-    return None
-
-
 def wanted(force: bool) -> dict[str, str]:
     """architecture name -> the ``module:class`` it must resolve to here."""
     from vllm import ModelRegistry
 
-    from vllm_peagle import features
-
     # vLLM's own Qwen3 drafter, where its registry sends its own name there and
     # it keeps sliding windows (an unknown answer keeps vLLM's choice).
     native_qwen3 = (not force and features.has_qwen3_eagle3()
-                    and _target(ModelRegistry.models.get("Eagle3Qwen3ForCausalLM"))
+                    and registry_target(ModelRegistry.models.get("Eagle3Qwen3ForCausalLM"))
                     == NATIVE_QWEN3_DRAFTER
                     and features.native_qwen3_drafter_keeps_window() is not False)
     return {arch: LLAMA_DRAFTER if kind == "llama"
@@ -86,7 +74,7 @@ def apply(force: bool) -> str:
     registered = ModelRegistry.models
     todo = {
         arch: target for arch, target in wanted(force).items()
-        if not is_ours(arch) and (force or _target(registered.get(arch)) != target)
+        if not is_ours(arch) and (force or registry_target(registered.get(arch)) != target)
     }
     if not todo and not any(is_ours(arch) for arch in PEAGLE_MODELS):
         return "native"
