@@ -16,6 +16,8 @@ PROBES = {
         "routes_qwen3", "passes_norm_flags"),
     "vllm_peagle.transformers_utils.configs.speculators.base": (
         "has_native_peagle_mapping",),
+    # Asked by a post-import hook, when vLLM imports a drafter module.
+    "vllm_peagle.model_executor.models.fc_norm_fix": ("norms_see_1d_input",),
 }
 
 
