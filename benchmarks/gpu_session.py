@@ -306,6 +306,8 @@ def release_explicit(s: Session, tiny: dict) -> None:
     base = {"prompts": DEFAULT_PROMPTS, "max_tokens": 32}
     kw = dict(TINY_ENGINE_KWARGS)
     named: dict[str, dict] = {}
+    # speculative run -> the run of its target alone (same prompts, dtype, graphs)
+    target_of: dict[str, str] = {}
     for arch, (target, draft) in {"llama": ("target", "peagle"),
                                   "qwen3": ("qwen3-target", "qwen3-peagle")}.items():
         for graphs in (False, True):
@@ -313,12 +315,15 @@ def release_explicit(s: Session, tiny: dict) -> None:
             named[tag] = dict(gsm8k, model=trained[target], cudagraphs=graphs,
                               speculative_config={"model": trained[draft]})
             named[f"{tag}:target"] = dict(gsm8k, model=trained[target], cudagraphs=graphs)
+            target_of[tag] = f"{tag}:target"
     named["trained-llama-k2"] = dict(gsm8k, model=trained["target"], speculative_config={
         "model": trained["peagle"], "method": "peagle", "num_speculative_tokens": 2})
     named["trained-eagle3"] = dict(gsm8k, model=trained["target"], speculative_config={
         "model": trained["eagle3"], "method": "eagle3", "num_speculative_tokens": 4})
+    target_of["trained-llama-k2"] = target_of["trained-eagle3"] = "trained-llama:target"
     for name, path in zoo.items():
         named[f"zoo:{name}"] = dict(base, **explicit_request(BY_NAME[name], path, zoo_targets))
+        target_of[f"zoo:{name}"] = f"zoo:{BY_NAME[name].arch}:target"
     for arch, path in zoo_targets.items():
         named[f"zoo:{arch}:target"] = dict(base, model=path)
     scenarios = {}
@@ -337,8 +342,7 @@ def release_explicit(s: Session, tiny: dict) -> None:
                                   speculative_config={"num_speculative_tokens": 3})],
                             mode="auto", env=hub_env, timeout=900)
     runs["hub-checkpoint"], runs["hub-checkpoint-k3"] = hub_runs
-    targets_of = {"hub-checkpoint": "trained-qwen3:target",
-                  "hub-checkpoint-k3": "trained-qwen3:target"}
+    target_of["hub-checkpoint"] = target_of["hub-checkpoint-k3"] = "trained-qwen3:target"
     # off: vLLM alone on the explicit trained draft (0.34: its own error).
     off = run_isolated([dict(scenarios["trained-llama"], speculative_config={
         "model": trained["peagle"], "method": "eagle3", "parallel_drafting": True,
@@ -347,13 +351,7 @@ def release_explicit(s: Session, tiny: dict) -> None:
     for name, r in runs.items():
         if name.endswith(":target"):
             continue
-        if name in targets_of:
-            target = runs[targets_of[name]]
-        elif name.startswith("zoo:"):
-            target = runs[f"zoo:{BY_NAME[name[4:]].arch}:target"]
-        else:
-            target = runs[name.split("-k2")[0].replace("trained-eagle3", "trained-llama")
-                          + ":target"]
+        target = runs[target_of[name]]
         sc, stats = r.get("speculative_config") or {}, r.get("stats") or {}
         checks[name] = {
             "ok": r["ok"], "error": None if r["ok"] else (r.get("error") or "")[-800:],

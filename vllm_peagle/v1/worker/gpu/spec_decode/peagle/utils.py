@@ -66,13 +66,15 @@ def prepare_peagle_inputs(
     lengths = starts[1:] - starts[:-1]
     out_starts = starts + arange[: num_reqs + 1] * num_mask
     out_query_start_loc[: num_reqs + 1].copy_(out_starts)
+    # Each request's bonus row: after its accepted tokens, less one (the shift).
+    bonus_offsets = lengths - num_rejected[:num_reqs].to(torch.int64) - 1
 
     # Each draft row's request, and its offset j within the request's span.
     req = torch.repeat_interleave(arange[:num_reqs], lengths + num_mask, output_size=total)
     j = arange[:total] - out_starts[req]
     start = starts[req]
     length = lengths[req]
-    bonus = length - num_rejected[:num_reqs].to(torch.int64)[req] - 1
+    bonus = bonus_offsets[req]
     is_shifted = j < bonus
     is_bonus = j == bonus
     is_mask = (j > bonus) & (j <= bonus + num_mask)
@@ -96,8 +98,9 @@ def prepare_peagle_inputs(
     torch.index_select(hidden_states, 0, source, out=rows)
     torch.where(is_mask.unsqueeze(1), mask_hidden.to(rows.dtype), rows, out=rows)
 
-    firsts = out_starts[:-1] + lengths - num_rejected[:num_reqs].to(torch.int64) - 1
-    samples = (firsts.unsqueeze(1) + arange[:num_drafts].unsqueeze(0)).reshape(-1)
+    # The bonus row and the mask rows after it draft tokens 1..K.
+    samples = ((out_starts[:-1] + bonus_offsets).unsqueeze(1)
+               + arange[:num_drafts].unsqueeze(0)).reshape(-1)
     out_sample_indices[: num_reqs * num_drafts].copy_(samples)
     return total
 
