@@ -185,8 +185,9 @@ def register() -> dict[str, str]:
 
     Idempotent and cheap: imports lazily, never touches CUDA, never raises.
     Returns patch name -> "installed" | "native" | "unavailable" | "failed"
-    (empty for ``off``).  A patch whose probe or ``apply`` raises is logged
-    (one WARNING naming it) and marked "failed"; the others still install."""
+    (empty for ``off``).  A patch whose ``apply`` raises is logged (one
+    WARNING naming it) and marked "failed"; the others still install.  A probe
+    that raises answers None (``features.probe``: unknown, one WARNING)."""
     global _registered, _registered_mode
     try:
         mode = mode_from_env()

@@ -1,7 +1,9 @@
 """Feature probes: ask the installed vLLM what it has, never its version string.
 
 Each probe imports only what it inspects and is cached, because vLLM calls the
-plugin's ``register()`` in every process and the probes run from there.
+plugin's ``register()`` in every process and the probes run from there.  Every
+probe of the package (here and in the patch modules) is declared with
+``@probe``: listed in ``PROBES``, and its answer is None where it raises.
 """
 
 from __future__ import annotations
@@ -9,7 +11,39 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
+import logging
 import os
+from typing import Callable
+
+logger = logging.getLogger("vllm.plugins.peagle")
+
+# Every probe, by ``module:name``: the function that asks vLLM.  The wrapper
+# ``probe`` returns looks the function up here on each call (so a test can
+# stand a broken one in, tests/broken_probes), and answers None where it raises.
+PROBES: dict[str, Callable] = {}
+_failed: set[str] = set()
+
+
+def probe(fn: Callable) -> Callable:
+    """Declare ``fn`` a probe: listed in ``PROBES``; called, it gives ``fn``'s
+    answer, or None (unknown) where ``fn`` raises, with one WARNING per probe
+    and process.  An unknown answer never makes the plugin refuse or break
+    what vLLM would do: a probe that breaks on a new release costs a patch's
+    precision, never vLLM's start."""
+    name = f"{fn.__module__}:{fn.__qualname__}"
+    PROBES[name] = fn
+
+    @functools.wraps(fn)
+    def answer(*args, **kwargs):
+        try:
+            return PROBES[name](*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - any failure is an unknown answer
+            if name not in _failed:
+                _failed.add(name)
+                logger.warning("vllm-peagle: probe %s failed (%s: %s); taken as unknown",
+                               name, type(e).__name__, e)
+            return None
+    return answer
 
 
 def vllm_module_exists(dotted: str) -> bool:
@@ -31,6 +65,7 @@ def vllm_module_exists(dotted: str) -> bool:
     return False
 
 
+@probe
 def has_v1_parallel_drafter() -> bool:
     """vLLM 0.16-0.33: a V1 proposer that drafts in parallel (``v1/spec_decode/``
     with ``llm_base_proposer.py``, or ``eagle.py`` before it).  vLLM 0.34.0
@@ -39,6 +74,7 @@ def has_v1_parallel_drafter() -> bool:
     return any(vllm_module_exists(f"v1.spec_decode.{m}") for m in ("llm_base_proposer", "eagle"))
 
 
+@probe
 def v2_speculator_door():
     """vLLM >= 0.34's ``register_speculative_method`` (the V2 runner's door for
     a plugin's speculator), or None where the release has none."""
@@ -49,15 +85,6 @@ def v2_speculator_door():
     return getattr(speculator_config, "register_speculative_method", None)
 
 
-def ask(probe, *args):
-    """A probe's answer, or None if the probe itself failed: an unknown answer
-    never makes the plugin refuse or break what vLLM would do."""
-    try:
-        return probe(*args)
-    except Exception:  # noqa: BLE001 - a probe that breaks on a new release
-        return None
-
-
 # How vLLM 0.16-0.33 name a PEagle draft; also the answer where the question fails.
 V1_PEAGLE_FIELDS = {"method": "eagle3", "parallel_drafting": True}
 
@@ -65,9 +92,10 @@ V1_PEAGLE_FIELDS = {"method": "eagle3", "parallel_drafting": True}
 def peagle_method_fields() -> dict:
     """``peagle_speculative_fields``, or vLLM 0.16-0.33's naming where that
     probe fails (vLLM then has its say)."""
-    return dict(ask(peagle_speculative_fields) or V1_PEAGLE_FIELDS)
+    return dict(peagle_speculative_fields() or V1_PEAGLE_FIELDS)
 
 
+@probe
 def peagle_speculative_fields() -> dict:
     """How a PEagle draft is named in vLLM's ``SpeculativeConfig`` here: the
     ``peagle`` method where this package's V2 speculator is registered in the
@@ -89,6 +117,7 @@ def peagle_speculative_fields() -> dict:
 PEAGLE_METHOD = "peagle"
 
 
+@probe
 @functools.cache
 def has_parallel_drafting() -> bool:
     """vLLM >= 0.16: ``SpeculativeConfig`` has the ``parallel_drafting`` field
@@ -258,6 +287,7 @@ def passes_to_base_init(source: str, class_name: str, keyword: str) -> bool | No
     return None
 
 
+@probe
 @functools.cache
 def native_qwen3_drafter_keeps_window() -> bool | None:
     """Whether vLLM's own Qwen3 Eagle3 drafter gives a ``sliding_attention``
@@ -307,20 +337,21 @@ def registry_target(entry) -> str | None:
     return None
 
 
+@probe
 def drafter_input_sizes(config_dict: dict, fallback_update=None
-                        ) -> tuple[int | None, int | None]:
+                        ) -> tuple[int | None, int | None] | None:
     """(fc input size, mask_hidden size) that the installed release's drafter
     builds for this PEagle checkpoint's draft config (its layer config with the
     ``peagle`` algorithm's fields, as vLLM makes it: the release's
     ``update_peagle``, else ``fallback_update``, the plugin's, which ``auto``
-    installs on a release without one).  Raises where the drafter cannot be
+    installs on a release without one).  None where the drafter cannot be
     built here (unknown)."""
     from vllm.transformers_utils.configs.speculators import algos
 
     values = dict(_PROBE_CONFIG, **config_dict["transformer_layer_config"])
     update = algos.SUPPORTED_SPECULATORS_TYPES.get("peagle") or fallback_update
     if update is None:
-        raise LookupError("no peagle algorithm to build the draft config with")
+        return None  # no peagle algorithm to build the draft config with
     update(config_dict=config_dict, pre_trained_config=values)
     values = {k: v for k, v in values.items() if v is not None}
     # Only the fc and mask_hidden sizes are asked: the vocabulary and the layer
@@ -332,7 +363,7 @@ def drafter_input_sizes(config_dict: dict, fallback_update=None
               len(values.get("eagle_aux_hidden_state_layer_ids") or ())]
     if not all(isinstance(w, int) for w in widths) or \
             max(widths[0], widths[1]) * max(3, widths[2], widths[3]) > 2**24:
-        raise ValueError("draft sizes too large (or not integers) to build the drafter here")
+        return None  # too large (or not integers) to build the drafter here
     built = build_drafter(values, peagle_drafter(values.get("model_type", "llama")))
     return built["fc_input_size"], built["mask_hidden_size"]
 
@@ -344,19 +375,18 @@ _PROBE_CONFIG = {"vocab_size": 16, "hidden_size": 8, "num_hidden_layers": 1,
                  "max_position_embeddings": 64, "hidden_act": "silu", "head_dim": 4}
 
 
+@probe
 @functools.cache
 def eagle3_drafter_options() -> frozenset[str] | None:
     """The options of ``EAGLE3_DRAFTER_OPTIONS`` that the installed Llama
     Eagle3 drafter reads from the draft config when it is built (this
     package's Qwen3 drafter builds on it, so it reads the same); None if the
     drafter cannot be built here (unknown)."""
-    try:
-        reads = build_drafter(_PROBE_CONFIG)["reads"]
-    except Exception:  # noqa: BLE001 - a release whose drafter the probe cannot build
-        return None
+    reads = build_drafter(_PROBE_CONFIG)["reads"]
     return frozenset(o for o in EAGLE3_DRAFTER_OPTIONS if o in reads)
 
 
+@probe
 @functools.cache
 def drafter_sizes_aux_inputs() -> bool | None:
     """Whether the installed Llama Eagle3 drafter sizes ``fc`` and
@@ -365,10 +395,7 @@ def drafter_sizes_aux_inputs() -> bool | None:
     of a target twice the draft's width.  None if it cannot be built here."""
     values = dict(_PROBE_CONFIG, target_hidden_size=16, num_aux_hidden_states=4,
                   eagle_aux_hidden_state_layer_ids=[0, 1, 2, 3])
-    try:
-        built = build_drafter(values)
-    except Exception:  # noqa: BLE001 - unknown
-        return None
+    built = build_drafter(values)
     return built["fc_input_size"] == 64 and built["mask_hidden_size"] == 64
 
 
@@ -400,6 +427,7 @@ class _Permissive:
         return 0
 
 
+@probe
 @functools.cache
 def v2_runner_excludes_parallel_drafting() -> bool | None:
     """vLLM >= 0.22 keeps parallel drafting off its V2 model runner, where
@@ -426,12 +454,10 @@ def v2_runner_excludes_parallel_drafting() -> bool | None:
         fake.speculative_config = spec
         return list(method(fake))
 
-    try:
-        return len(unsupported(True)) > len(unsupported(False))
-    except Exception:  # noqa: BLE001 - unknown
-        return None
+    return len(unsupported(True)) > len(unsupported(False))
 
 
+@probe
 def eagle3_verifier_support(arch: str) -> bool | None:
     """Whether the installed vLLM's model class for ``arch`` can hand Eagle3
     drafts its aux hidden states (``SupportsEagle3``); None if vLLM does not
@@ -444,11 +470,13 @@ def eagle3_verifier_support(arch: str) -> bool | None:
     return None if cls is None else bool(supports_eagle3(cls))
 
 
+@probe
 def has_qwen3_eagle3() -> bool:
     """The Qwen3 Eagle3 drafter that ``PeagleQwen3ForCausalLM`` resolves to."""
     return vllm_module_exists("model_executor.models.qwen3_eagle3")
 
 
+@probe
 @functools.cache
 def speculators_overrides_apply() -> bool | None:
     """Whether vLLM merges a user's ``speculative_config`` into the one read
@@ -479,12 +507,9 @@ def speculators_overrides_apply() -> bool | None:
         "transformer_layer_config": {"model_type": "llama", "hidden_size": 8,
                                      "num_hidden_layers": 1, "vocab_size": 16},
         "draft_vocab_size": 16}
-    try:
-        with tempfile.TemporaryDirectory(prefix="vllm-peagle-probe-") as tmp:
-            with open(f"{tmp}/config.json", "w") as f:
-                json.dump(checkpoint, f)
-            _, _, spec = fn(model=tmp, tokenizer=None, trust_remote_code=False,
-                            vllm_speculative_config={"num_speculative_tokens": 7})
-    except Exception:  # noqa: BLE001 - unknown
-        return None
+    with tempfile.TemporaryDirectory(prefix="vllm-peagle-probe-") as tmp:
+        with open(f"{tmp}/config.json", "w") as f:
+            json.dump(checkpoint, f)
+        _, _, spec = fn(model=tmp, tokenizer=None, trust_remote_code=False,
+                        vllm_speculative_config={"num_speculative_tokens": 7})
     return isinstance(spec, dict) and spec.get("num_speculative_tokens") == 7

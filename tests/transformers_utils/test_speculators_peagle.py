@@ -181,7 +181,12 @@ def test_drafter_input_size_guard(monkeypatch, drafter, fields, field):
     def unknown(config, fallback_update=None):
         raise RuntimeError("cannot build the drafter here")
 
-    monkeypatch.setattr("vllm_peagle.features.drafter_input_sizes", unknown)
+    # The probe itself raising (stood in under its registry entry): unknown.
+    from vllm_peagle import features
+
+    monkeypatch.undo()
+    monkeypatch.setattr("vllm_peagle.features.has_parallel_drafting", lambda: True)
+    monkeypatch.setitem(features.PROBES, "vllm_peagle.features:drafter_input_sizes", unknown)
     assert release_problems(peagle_config(**fields)) == []
 
 

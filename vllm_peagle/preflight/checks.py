@@ -447,18 +447,19 @@ def release_problems(config_dict: dict[str, Any],
     """What the installed vLLM lacks to run this (well-formed) checkpoint.
 
     Feature probes, never version strings; each problem names what is missing
-    and where to get it, and only a definite answer refuses (``features.ask``).  A Qwen3 draft needs nothing more: where vLLM has no
+    and where to get it, and only a definite answer refuses (a probe answers None where it cannot
+    tell, ``features.probe``).  A Qwen3 draft needs nothing more: where vLLM has no
     Qwen3 drafter (before 0.24.0), this package registers its own."""
     from vllm_peagle import MODE_ENV, features
 
     problems: list[Problem] = []
-    if features.ask(features.has_parallel_drafting) is False:
+    if features.has_parallel_drafting() is False:
         problems.append(Problem(
             "speculators_model_type",
             "is 'peagle', but the installed vLLM has no parallel drafting "
             "(SpeculativeConfig.parallel_drafting). Fix: PEagle needs vLLM >= 0.16; "
             "upgrade vLLM"))
-    options = features.ask(features.eagle3_drafter_options)
+    options = features.eagle3_drafter_options()
     for option, release in features.EAGLE3_DRAFTER_OPTIONS.items():
         if config_dict.get(option) is True and options is not None and option not in options:
             problems.append(Problem(
@@ -466,7 +467,7 @@ def release_problems(config_dict: dict[str, Any],
                 f"has no {option} option: the draft would run without it, its greedy "
                 f"output still right but its acceptance lower. Fix: use vLLM >= {release}"))
     on_v2_speculator = features.peagle_method_fields()["method"] == features.PEAGLE_METHOD
-    if features.ask(features.has_v1_parallel_drafter) is False and not on_v2_speculator:
+    if features.has_v1_parallel_drafter() is False and not on_v2_speculator:
         problems.append(Problem(
             "speculators_model_type",
             "is 'peagle', but the installed vLLM has no parallel-drafting runner (vLLM "
@@ -476,7 +477,7 @@ def release_problems(config_dict: dict[str, Any],
     problems += _drafter_size_problems(config_dict, verifier_config)
     v2 = os.environ.get("VLLM_USE_V2_MODEL_RUNNER", "").strip().lower()
     if v2 in ("1", "true") and not on_v2_speculator and \
-            features.ask(features.v2_runner_excludes_parallel_drafting) is False:
+            features.v2_runner_excludes_parallel_drafting() is False:
         problems.append(Problem(
             "VLLM_USE_V2_MODEL_RUNNER",
             f"is {os.environ['VLLM_USE_V2_MODEL_RUNNER']!r}: the installed vLLM lets its V2 "
@@ -484,7 +485,7 @@ def release_problems(config_dict: dict[str, Any],
             "(vllm-project/vllm#43010; vLLM 0.22.0 refuses the combination). "
             "Fix: unset VLLM_USE_V2_MODEL_RUNNER"))
     for arch in (verifier_config or {}).get("architectures") or []:
-        supported = features.ask(features.eagle3_verifier_support, arch)
+        supported = features.eagle3_verifier_support(arch)
         if supported is False:
             problems.append(Problem(
                 "speculators_config.verifier.name_or_path",
@@ -509,7 +510,7 @@ def _drafter_size_problems(config_dict: dict[str, Any],
     n_aux = expected_num_aux(config_dict)
     if not (_is_int(hidden) and _is_int(target_hidden)):
         return []
-    sizes = features.ask(features.drafter_input_sizes, config_dict, update_peagle)
+    sizes = features.drafter_input_sizes(config_dict, update_peagle)
     if sizes is None:
         return []
     want = n_aux * target_hidden

@@ -185,12 +185,14 @@ def run_isolated(scenario: dict[str, Any] | list[dict[str, Any]], mode: str | No
         with open(out_path) as f:
             result = json.load(f)
     # The plugin's one INFO line per process that loaded it (workers included),
-    # and the runner's own process's, as it kept it.
-    logged = [line for line in (proc.stdout + proc.stderr).splitlines() if "vllm-peagle (" in line]
+    # and the runner's own process's, as it kept it; and any probe that failed.
+    marks = ("vllm-peagle (", "vllm-peagle: probe ")
+    logged = [line for line in (proc.stdout + proc.stderr).splitlines()
+              if any(mark in line for mark in marks)]
     for one in result if isinstance(result, list) else [result]:
         one["log_tail"] = proc.stderr[-3000:]
         one["plugin_log"] = logged + [f"(runner) {line}" for line in one.get("plugin_records", [])
-                                      if line.startswith("vllm-peagle (")]
+                                      if line.startswith(marks)]
     return result
 
 

@@ -32,6 +32,8 @@ import importlib.machinery
 import logging
 import sys
 
+from vllm_peagle.features import probe
+
 logger = logging.getLogger("vllm.plugins.peagle")
 
 # module -> the drafter class in it whose combine_hidden_states applies fc_norm.
@@ -42,11 +44,12 @@ DRAFTERS = {
 _MARK = "_peagle_fc_norm_rows"
 
 
+@probe
 def norms_see_1d_input(cls) -> bool | None:
     """Whether ``cls.combine_hidden_states``, given one flattened row (as vLLM
     passes ``mask_hidden``), hands an ``fc_norm`` module a 1-D tensor: True,
     False, or None (the method never reaches ``fc_norm``, as before 0.22.0, or
-    the probe failed)."""
+    it raises: a release whose method needs more)."""
     import types
 
     import torch
@@ -63,10 +66,7 @@ def norms_see_1d_input(cls) -> bool | None:
         use_aux_hidden_state=True, norm_before_fc=False, input_norm=None,
         fc_norm=torch.nn.ModuleList(Recorder() for _ in range(aux)),
         num_aux_hidden_states=aux, num_aux_layers=aux, fc=lambda h: h)
-    try:
-        cls.combine_hidden_states(types.SimpleNamespace(model=model), torch.zeros(4 * aux))
-    except Exception:  # noqa: BLE001 - a release whose method needs more: unknown
-        return None
+    cls.combine_hidden_states(types.SimpleNamespace(model=model), torch.zeros(4 * aux))
     return (min(seen) < 2) if seen else None
 
 

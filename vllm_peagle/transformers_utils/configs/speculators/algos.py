@@ -26,6 +26,8 @@ them are stopped earlier, by ``vllm_peagle.preflight`` (beyond upstream).
 
 from __future__ import annotations
 
+from vllm_peagle.features import probe
+
 # transformer_layer_config.model_type -> the draft architecture vLLM resolves.
 PEAGLE_ARCHITECTURES = {
     "qwen3": "PeagleQwen3ForCausalLM",
@@ -88,6 +90,7 @@ def _probe(update, config_dict: dict, layer: dict) -> dict | None:
     return layer
 
 
+@probe
 def routes_qwen3(update) -> bool:
     """Whether an ``update_peagle`` gives a qwen3-arch draft the Qwen3 name
     (0.22 and 0.23's name every PEagle draft as Llama)."""
@@ -96,6 +99,7 @@ def routes_qwen3(update) -> bool:
     return layer is not None and layer.get("architectures") == [PEAGLE_ARCHITECTURES["qwen3"]]
 
 
+@probe
 def passes_norm_flags(update) -> bool:
     """Whether an ``update_peagle`` passes ``fc_norm`` and ``norm_output`` on."""
     layer = _probe(update, {"mask_token_id": 0, "speculators_config": {}, "fc_norm": True,

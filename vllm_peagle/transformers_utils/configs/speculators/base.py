@@ -50,6 +50,7 @@ def build_vllm_speculative_config(cls, config_dict: dict[str, Any]) -> dict[str,
     return result
 
 
+@features.probe
 def has_native_peagle_mapping(config_cls) -> bool:
     """Ask vLLM's own builder to map a minimal PEagle config."""
     original = config_cls.__dict__.get(_ORIGINAL)
