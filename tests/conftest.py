@@ -15,10 +15,10 @@ from typing import Any, Callable
 
 import pytest
 
+from dev.tiny import make_tiny
 from tests.malformed import CASES, build_case
 from vllm_peagle.tools.runner import DEFAULT_PROMPTS, run_isolated
-from vllm_peagle.tools.tiny import make_tiny
-from vllm_peagle.tools.train_tiny import ensure_trained_tiny
+from vllm_peagle.tools.trained import ensure_trained_tiny
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The CPU backend reserves this share of host memory for the KV cache.
@@ -64,7 +64,7 @@ AUX4_IDS = [1, 3, 5, 6]
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, str]:
-    """make-tiny's models, and ``qwen3-peagle-sliding``: the Qwen3 draft with
+    """dev/tiny.py's models, and ``qwen3-peagle-sliding``: the Qwen3 draft with
     every layer ``sliding_attention`` (``layer_types``, ``sliding_window``)."""
     models = make_tiny(str(tmp_path_factory.mktemp("tiny") / "models"), seed=0)
     sliding = os.path.join(os.path.dirname(models["qwen3-peagle"]), "qwen3-peagle-sliding")
@@ -103,8 +103,8 @@ def trained_models(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def standin_hub(tmp_path_factory) -> dict[str, str]:
-    """The environment of the stand-in hub (``tests/hub_standin.py``)."""
-    from tests.hub_standin import build_standin_hub
+    """The environment of the stand-in hub (``dev/hub_standin.py``)."""
+    from dev.hub_standin import build_standin_hub
 
     return build_standin_hub(str(tmp_path_factory.mktemp("standin-hub")))
 
@@ -177,7 +177,7 @@ def engine_run(tiny_models, request) -> Callable[[str], dict[str, Any]]:
             specs.update(scenario_specs(tiny_models, trained))
             # The trained Qwen3 draft is read from the stand-in hub, by its hub
             # id: the hub tier's run on the stand-in is this same engine.
-            from tests.hub_standin import STANDIN_DRAFTS
+            from dev.hub_standin import STANDIN_DRAFTS
 
             hub = request.getfixturevalue("standin_hub")
             scenario, mode, _ = specs["trained-qwen3-peagle"]

@@ -12,7 +12,6 @@ import pytest
 
 from tests.conftest import IN_PROCESS_ENGINE
 from vllm_peagle.tools.bench import (
-    BenchShape,
     acceptance_len,
     draft_param_bytes,
     floor_ms,
@@ -20,12 +19,13 @@ from vllm_peagle.tools.bench import (
     summarize,
     target_param_bytes,
 )
+from vllm_peagle.tools.checkpoint import ModelShape
 
 
 def test_floor_arithmetic():
     # h=2, one head of dim 2, one kv head, intermediate 4, vocab 10, one layer.
-    shape = BenchShape(vocab_size=10, hidden_size=2, num_hidden_layers=1, num_attention_heads=1,
-                       num_key_value_heads=1, intermediate_size=4)
+    shape = ModelShape(vocab_size=10, hidden_size=2, num_hidden_layers=1, num_attention_heads=1,
+                       num_key_value_heads=1, intermediate_size=4, max_position_embeddings=64)
     # Target layer: q,k,v 2x2 each (12) + o 2x2 (4) + gate/up/down 2x4 (24) = 40;
     # lm_head 10x2 = 20; bf16: 2 * 60 bytes.
     assert target_param_bytes(shape) == 120

@@ -1,4 +1,4 @@
-"""``vllm-peagle make-tiny``: offline, deterministic, speculators' format."""
+"""``python -m dev.tiny``: offline, deterministic, speculators' format."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 from safetensors import safe_open
 
-from vllm_peagle.tools.tiny import tiny_digest
+from dev.tiny import tiny_digest
 
 DRAFT_TENSORS = {"embed_tokens.weight", "fc.weight", "layers.0.hidden_norm.weight",
                  "norm.weight", "lm_head.weight", "layers.0.self_attn.q_proj.weight",
@@ -17,8 +17,7 @@ DRAFT_TENSORS = {"embed_tokens.weight", "fc.weight", "layers.0.hidden_norm.weigh
 
 
 def make(dir_: str, seed: int) -> None:
-    subprocess.run([sys.executable, "-m", "vllm_peagle.tools.cli", "make-tiny", dir_, "--seed",
-                    str(seed)], check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "dev.tiny", dir_, "--seed", str(seed)], check=True, capture_output=True, timeout=300)
 
 
 def tensor_names(path: str) -> set[str]:

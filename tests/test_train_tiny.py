@@ -1,4 +1,4 @@
-"""``vllm-peagle train-tiny``: speculators' PEagle sampling and mask, a
+"""``python -m dev.train_tiny``: speculators' PEagle sampling and mask, a
 deterministic run, and the committed models in speculators' format."""
 
 from __future__ import annotations
@@ -9,17 +9,10 @@ import os
 import pytest
 import torch
 
+from dev.tiny import tiny_digest
+from dev.train_tiny import Recipe, cod_sample, peagle_mask, train_all
 from vllm_peagle.tools.check import run_check
-from vllm_peagle.tools.tiny import tiny_digest
-from vllm_peagle.tools.train_tiny import (
-    TRAINED_DIR,
-    TRAINED_MODELS,
-    Recipe,
-    cod_sample,
-    ensure_trained_tiny,
-    peagle_mask,
-    train_all,
-)
+from vllm_peagle.tools.trained import TRAINED_DIR, TRAINED_MODELS, ensure_trained_tiny
 
 GSM8K = os.environ.get("GSM8K_DATA") or "../shared/data/gsm8k"
 

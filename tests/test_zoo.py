@@ -1,4 +1,4 @@
-"""The checkpoint zoo (``tests/zoo.py``) against the installed vLLM: the rule.
+"""The checkpoint zoo (``dev/zoo.py``) against the installed vLLM: the rule.
 
 With the plugin in ``auto``, every zoo checkpoint either runs as vLLM alone runs
 it, or (where the installed release cannot run it) stops before any engine with
@@ -25,9 +25,9 @@ import re
 
 import pytest
 
+from dev.zoo import BY_NAME, ZOO, accepted_drafts, speculative_request, zoo_paths
 from tests.conftest import CPU_LLM_KWARGS, IN_PROCESS_ENGINE, LOSSLESS_PROMPTS, MAX_TOKENS
 from tests.engine_config import MODES, cases_of
-from tests.zoo import BY_NAME, ZOO, accepted_drafts, speculative_request, zoo_paths
 
 # Beyond upstream, deliberately: upstream's update_peagle drops these flags (still
 # in 0.33), so vLLM alone runs such a draft without them; auto passes them on.

@@ -13,8 +13,8 @@ The package in three parts:
   what newer vLLM releases have, for releases without it;
 - beyond upstream: ``preflight/``, checks hooked into vLLM's loading, and
   ``model_executor/models/fc_norm_fix.py``, a fix upstream lacks;
-- ``tools/``: the ``vllm-peagle`` command (check, make-tiny, demo, bench) and
-  what it runs on (runner, GSM8K through lm-eval, spec-decode stats).
+- ``tools/``: the ``vllm-peagle`` command (check, demo, bench) and what it
+  runs on (runner, GSM8K through lm-eval, spec-decode stats, model configs).
 
 Patch manifest:
 

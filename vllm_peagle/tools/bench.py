@@ -34,15 +34,16 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from vllm_peagle.tools import worker_probe
+from vllm_peagle.tools.checkpoint import ModelShape, hf_config, speculators_config
 from vllm_peagle.tools.runner import drafts_in_parallel, shutdown_engine
 
 # Per-position acceptance rates for the projection, by name:
 # - published-qwen3-8b: speculators' model cards for Qwen3-8B;
-# - trained-tiny: the trained tiny pair (vllm-peagle train-tiny, 2-layer drafts,
+# - trained-tiny: the trained tiny pair (dev/train_tiny.py, 2-layer drafts,
 #   K=4) on GSM8K on the CPU, the figures test_speculators_correctness.py holds.
 RATE_SETS = {
     "published-qwen3-8b": {"peagle": (0.78, 0.59, 0.43, 0.29, 0.18, 0.10, 0.05),
@@ -59,67 +60,30 @@ NEAR_BEST = 0.05
 DEFAULT_DRAFT_VOCAB = 32000
 
 
-@dataclass(frozen=True)
-class BenchShape:
-    vocab_size: int
-    hidden_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    intermediate_size: int
-    max_position_embeddings: int = 8192
-    arch: str = "llama"
-    head_dim: int | None = None  # hidden_size // num_attention_heads when None
-    rope_theta: float = 500000.0
-    rms_norm_eps: float = 1e-5
-
-    @property
-    def hd(self) -> int:
-        return self.head_dim or self.hidden_size // self.num_attention_heads
-
-
+# The bench's shapes: two published targets' config.json values (Llama 3's rope
+# base), and tiny ones for a CPU.
 SHAPES = {
-    "llama3-8b": BenchShape(128256, 4096, 32, 32, 8, 14336),
-    # Qwen3-8B's config.json values.
-    "qwen3-8b": BenchShape(151936, 4096, 36, 32, 8, 12288, 40960, arch="qwen3", head_dim=128,
-                           rope_theta=1000000.0, rms_norm_eps=1e-6),
-    "tiny": BenchShape(512, 128, 8, 4, 2, 256, 2048),
-    "tiny-qwen3": BenchShape(512, 128, 8, 4, 2, 256, 2048, arch="qwen3", rope_theta=1000000.0,
-                             rms_norm_eps=1e-6),
+    "llama3-8b": ModelShape(128256, 4096, 32, 32, 8, 14336, 8192, rope_theta=500000.0),
+    "qwen3-8b": ModelShape(151936, 4096, 36, 32, 8, 12288, 40960, arch="qwen3", head_dim=128),
+    "tiny": ModelShape(512, 128, 8, 4, 2, 256, 2048, rope_theta=500000.0),
+    "tiny-qwen3": ModelShape(512, 128, 8, 4, 2, 256, 2048, arch="qwen3"),
 }
 
 
-def _layer_config(shape: BenchShape, layers: int) -> dict[str, Any]:
-    cfg = {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-        "vocab_size": shape.vocab_size, "hidden_size": shape.hidden_size,
-        "intermediate_size": shape.intermediate_size, "num_hidden_layers": layers,
-        "num_attention_heads": shape.num_attention_heads,
-        "num_key_value_heads": shape.num_key_value_heads, "head_dim": shape.hd,
-        "max_position_embeddings": shape.max_position_embeddings,
-        "rms_norm_eps": shape.rms_norm_eps, "rope_theta": shape.rope_theta,
-        "hidden_act": "silu", "tie_word_embeddings": False,
-        "bos_token_id": 0, "eos_token_id": 1, "torch_dtype": "bfloat16",
-    }
-    if shape.arch == "qwen3":
-        cfg.update(architectures=["Qwen3ForCausalLM"], model_type="qwen3", attention_bias=False)
-    return cfg
-
-
-def draft_vocab_size(shape: BenchShape, requested: int) -> int:
+def draft_vocab_size(shape: ModelShape, requested: int) -> int:
     """The draft vocabulary: ``requested`` capped at the target's; 0 = the target's."""
     return min(requested, shape.vocab_size) if requested > 0 else shape.vocab_size
 
 
-def write_target(root: str, shape: BenchShape) -> str:
+def write_target(root: str, shape: ModelShape) -> str:
     target = os.path.join(root, "target")
     os.makedirs(target, exist_ok=True)
     with open(os.path.join(target, "config.json"), "w") as f:
-        json.dump(_layer_config(shape, shape.num_hidden_layers), f, indent=2)
+        json.dump(hf_config(shape, dtype="bfloat16"), f, indent=2)
     return target
 
 
-def write_checkpoints(root: str, shape: BenchShape, k: int, draft_layers: int = 1,
+def write_checkpoints(root: str, shape: ModelShape, k: int, draft_layers: int = 1,
                       draft_vocab: int = 0) -> dict[str, str]:
     """Config-only target and speculators drafts (peagle, eagle3) with K tokens.
 
@@ -130,11 +94,8 @@ def write_checkpoints(root: str, shape: BenchShape, k: int, draft_layers: int = 
     (vllm/config/vllm.py, 0.21.0), so only K values that reach the cap share
     compiled graphs, unless ``--max-cudagraph-capture-size`` fixes that size
     (benchmarks/README.md: engine start-up)."""
-    from vllm_peagle.tools.tiny import speculators_config
-
     target = write_target(root, shape)
-    layer = _layer_config(shape, draft_layers)
-    verifier_arch = layer.pop("architectures")
+    layer = hf_config(shape, layers=draft_layers, dtype="bfloat16")
     vocab = draft_vocab_size(shape, draft_vocab)
     paths = {"target": target}
     for kind in ("peagle", "eagle3"):
@@ -143,7 +104,6 @@ def write_checkpoints(root: str, shape: BenchShape, k: int, draft_layers: int = 
         extra = {"mask_token_id": shape.vocab_size - 1} if kind == "peagle" else {}
         cfg = speculators_config(kind, layer, target, k, extra)
         cfg["draft_vocab_size"] = vocab
-        cfg["speculators_config"]["verifier"]["architectures"] = verifier_arch
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
         paths[kind] = d
@@ -152,20 +112,20 @@ def write_checkpoints(root: str, shape: BenchShape, k: int, draft_layers: int = 
 
 # --- the floor ------------------------------------------------------------------
 
-def _attn_mlp_params(shape: BenchShape, qkv_in: int) -> int:
+def _attn_mlp_params(shape: ModelShape, qkv_in: int) -> int:
     h, hd = shape.hidden_size, shape.hd
     q, kv = shape.num_attention_heads * hd, shape.num_key_value_heads * hd
     return qkv_in * (q + 2 * kv) + q * h + 3 * h * shape.intermediate_size
 
 
-def target_param_bytes(shape: BenchShape, dtype_bytes: int = 2) -> int:
+def target_param_bytes(shape: ModelShape, dtype_bytes: int = 2) -> int:
     """What a decode step reads of the target: its layers and lm_head (embedding
     rows are a few per token)."""
     layer = _attn_mlp_params(shape, shape.hidden_size)
     return dtype_bytes * (shape.num_hidden_layers * layer + shape.vocab_size * shape.hidden_size)
 
 
-def draft_param_bytes(shape: BenchShape, draft_layers: int, draft_vocab: int,
+def draft_param_bytes(shape: ModelShape, draft_layers: int, draft_vocab: int,
                       dtype_bytes: int = 2) -> int:
     """One draft forward's parameters: layer 0 (q/k/v over [embeds, hidden], 2h),
     the layers after it, fc (3 aux states -> h) and the draft vocabulary's lm_head."""
@@ -175,11 +135,11 @@ def draft_param_bytes(shape: BenchShape, draft_layers: int, draft_vocab: int,
     return dtype_bytes * (layers + 3 * h * h + vocab * h)
 
 
-def kv_bytes_per_token(shape: BenchShape, layers: int, dtype_bytes: int = 2) -> int:
+def kv_bytes_per_token(shape: ModelShape, layers: int, dtype_bytes: int = 2) -> int:
     return dtype_bytes * layers * 2 * shape.num_key_value_heads * shape.hd
 
 
-def floor_ms(shape: BenchShape, row: dict[str, Any], none_ms: float, context: float) -> dict:
+def floor_ms(shape: ModelShape, row: dict[str, Any], none_ms: float, context: float) -> dict:
     """Bytes and the bandwidth-bound time of the draft's reads for one row."""
     bs = row["batch_size"]
     target_bytes = (target_param_bytes(shape)
@@ -258,7 +218,7 @@ def time_decode_steps(llm: Any, batch_size: int, prompt_len: int, output_len: in
 
 
 def run_config(target: str, draft: str | None, method: str, k: int, batch_sizes: list[int],
-               args, shape: BenchShape, draft_layers: int = 0, draft_vocab: int = 0
+               args, shape: ModelShape, draft_layers: int = 0, draft_vocab: int = 0
                ) -> list[dict[str, Any]]:
     from vllm import LLM
 
@@ -348,7 +308,7 @@ def acceptance_len(rates: tuple[float, ...], k: int) -> float:
 
 
 def summarize(rows: list[dict[str, Any]], rate_sets: dict[str, dict[str, tuple]],
-              shape: BenchShape | None = None, context: float = 0.0) -> dict[str, Any]:
+              shape: ModelShape | None = None, context: float = 0.0) -> dict[str, Any]:
     """Per row: ratio to no speculation, the floor (with ``shape``), projected
     speedup per rate set; per batch size: the best K per method, draft depth
     and rate set."""
@@ -708,7 +668,7 @@ def replot(paths: list[str], out: str) -> int:
     # Each run's summary on its own rows (its own baseline), by this version's code.
     for path, result in zip(paths, results):
         meta = result["meta"]
-        shape = BenchShape(**meta["shape_dims"]) if "shape_dims" in meta else SHAPES[meta["shape"]]
+        shape = ModelShape(**meta["shape_dims"]) if "shape_dims" in meta else SHAPES[meta["shape"]]
         summary = summarize(result["rows"], meta.get("rate_sets") or RATE_SETS, shape,
                             meta.get("decode_context", 0.0))
         for key, v in summary.items():

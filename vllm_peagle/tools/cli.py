@@ -1,28 +1,10 @@
-"""The ``vllm-peagle`` command: make-tiny, train-tiny, demo, check, bench."""
+"""The ``vllm-peagle`` command: check, bench, demo.  (The tiny models' makers are
+developers' tools: ``python -m dev.tiny``, ``python -m dev.train_tiny``.)"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-
-
-def _cmd_make_tiny(args) -> int:
-    from vllm_peagle.tools.tiny import make_tiny
-
-    paths = make_tiny(args.dir, seed=args.seed)
-    for name, path in paths.items():
-        print(f"{name}: {path}")
-    return 0
-
-
-def _cmd_train_tiny(args) -> int:
-    from vllm_peagle.tools.train_tiny import Recipe, train_all
-
-    paths = train_all(args.dir, args.gsm8k, Recipe(seed=args.seed), threads=args.threads,
-                      archs=tuple(args.archs))
-    for name, path in sorted(paths.items()):
-        print(f"{name}: {path}")
-    return 0
 
 
 def _cmd_demo(args) -> int:
@@ -48,27 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vllm-peagle",
         description="PEagle (Parallel EAGLE) speculative decoding for vLLM: tools.")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("make-tiny", help="write tiny offline target/peagle/eagle3 models")
-    p.add_argument("dir")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(fn=_cmd_make_tiny)
-
-    from vllm_peagle.tools.train_tiny import TRAINED_DIR
-
-    p = sub.add_parser("train-tiny", help="re-make the trained tiny target and drafts "
-                       "(minutes on a CPU; the package ships them)")
-    p.add_argument("dir", nargs="?", default=TRAINED_DIR,
-                   help=f"output directory (default: the package's own, {TRAINED_DIR})")
-    p.add_argument("--gsm8k", default="../shared/data/gsm8k",
-                   help="directory with GSM8K's train.jsonl")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--archs", nargs="+", choices=["llama", "qwen3"], default=["llama"],
-                   help="which pairs to (re)train, the others are left as they are "
-                        "(the package ships the llama and the qwen3 pair)")
-    p.add_argument("--threads", type=int, default=2,
-                   help="torch CPU threads; the weights are reproducible for a fixed count")
-    p.set_defaults(fn=_cmd_train_tiny)
 
     p = sub.add_parser("demo", help="run PEagle on the trained tiny pair on the CPU")
     p.add_argument("--cache-dir", default=None,

@@ -1,6 +1,6 @@
 """``vllm-peagle demo``: PEagle on the trained tiny pair the package ships, on the CPU.
 
-Copies the trained tiny models (``vllm-peagle train-tiny``) to the cache, runs
+Copies the trained tiny models (``python -m dev.train_tiny`` made them) to the cache, runs
 ``LLM(model=<trained peagle>)`` with no speculative flags, and a target-only
 ``LLM`` on the same GSM8K-style questions, each in its own process (vLLM holds
 one engine's memory until its process ends), then prints what vLLM resolved, a
@@ -15,8 +15,7 @@ import os
 from typing import Any
 
 from vllm_peagle.tools.runner import run_isolated
-from vllm_peagle.tools.tiny import default_cache_dir
-from vllm_peagle.tools.train_tiny import ensure_trained_tiny
+from vllm_peagle.tools.trained import default_cache_dir, ensure_trained_tiny
 
 # Written for the demo in GSM8K's style (the target was trained on GSM8K's train
 # split), in lm-eval's prompt format.
@@ -60,7 +59,7 @@ def tokens_per_second(result: dict[str, Any]) -> float:
 
 
 def run_demo(cache_dir: str | None = None, max_tokens: int = 64, shown: int = 3) -> int:
-    cache_dir = cache_dir or os.path.join(os.path.dirname(default_cache_dir()), "trained")
+    cache_dir = cache_dir or default_cache_dir()
     paths = ensure_trained_tiny(cache_dir)
     print(f"trained tiny models: {cache_dir}")
     scenario = {"prompts": PROMPTS, "max_tokens": max_tokens, "llm_kwargs": CPU_LLM_KWARGS}

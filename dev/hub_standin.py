@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 
-from vllm_peagle.tools.train_tiny import TRAINED_DIR
+from vllm_peagle.tools.trained import TRAINED_DIR
 
 # hub id -> the trained tiny model that stands in for it.
 STANDIN_MODELS = {

@@ -1,6 +1,6 @@
 """The checkpoint zoo: one tiny PEagle draft per variant users meet, written with
 speculators' own config classes (``speculators`` 0.9.0's ``PEagleSpeculatorConfig``,
-``SpeculatorsConfig``, ``GreedyTokenProposalConfig``) over make-tiny's targets.
+``SpeculatorsConfig``, ``GreedyTokenProposalConfig``) over dev/tiny.py's targets.
 
 Each variant changes what users' checkpoints change: architecture, draft layers,
 K, a reduced draft vocabulary (``d2t``/``t2d``), the aux layer count, sliding
@@ -10,7 +10,7 @@ token sits; plus the shape of the published non-speculators P-EAGLE drafts
 ``{"method": "eagle3", "model": ..., "parallel_drafting": true}``) and of the
 published qwen3-arch speculators drafts (K 7, 32000-token draft vocabulary).
 
-The weights are random but shaped as make-tiny's drafts are (``fc`` averages the
+The weights are random but shaped as dev/tiny.py's drafts are (``fc`` averages the
 aux states, ``lm_head`` predicts the target's token after next), so every variant
 accepts some drafts and rejects others.
 """
@@ -116,7 +116,7 @@ def targets_of(tiny: dict[str, str]) -> dict[str, str]:
     return {"llama": tiny["target"], "qwen3": tiny["qwen3-target"]}
 
 
-# A zoo written beforehand (``python -m tests.zoo DIR``), for a Python without
+# A zoo written beforehand (``python -m dev.zoo DIR``), for a Python without
 # speculators or whose speculators cannot import (a release's matrix venv, a GPU
 # image without ``datasets``).
 ZOO_DIR_ENV = "VLLM_PEAGLE_ZOO_DIR"
@@ -145,7 +145,7 @@ def _write_variant(v: Variant, tiny: dict[str, str], out: str) -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from vllm_peagle.tools.tiny import _draft_lm_head, _layer_tensors, _qk_norm_tensors
+    from dev.tiny import _draft_lm_head, _layer_tensors, _qk_norm_tensors
 
     target = targets_of(tiny)[v.arch]
     with open(os.path.join(target, "config.json")) as f:
@@ -187,7 +187,7 @@ def _write_variant(v: Variant, tiny: dict[str, str], out: str) -> None:
                                       2 * h if i == 0 else h, gen, scale=0.02))
         if v.arch == "qwen3":
             tensors.update(_qk_norm_tensors(f"layers.{i}", head_dim, gen))
-            # As make-tiny's Qwen3 draft: attention with a say next to the residual
+            # As dev/tiny.py's Qwen3 draft: attention with a say next to the residual
             # stream, so that how it attends (window, q/k norms) shows in the drafts.
             for proj in ("v_proj", "o_proj"):
                 tensors[f"layers.{i}.self_attn.{proj}.weight"] *= 5
@@ -262,15 +262,15 @@ def _native_config(v: Variant, layer: dict, target_config: dict, mask: int) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write make-tiny's models and the zoo under DIR, with DIR/zoo.json (the
+    """Write dev/tiny.py's models and the zoo under DIR, with DIR/zoo.json (the
     index a venv without speculators reads through VLLM_PEAGLE_ZOO_DIR)."""
     import sys
 
-    from vllm_peagle.tools.tiny import make_tiny
+    from dev.tiny import make_tiny
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m tests.zoo DIR", file=sys.stderr)
+        print("usage: python -m dev.zoo DIR", file=sys.stderr)
         return 2
     out = os.path.abspath(argv[0])
     index_path = os.path.join(out, "zoo.json")

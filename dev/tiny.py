@@ -1,4 +1,5 @@
-"""``vllm-peagle make-tiny``: tiny offline models for tests and the demo.
+"""``python -m dev.tiny DIR``: tiny offline models for the tests (developers' code,
+not in the wheel).
 
 Writes, with no network:
 - ``target/``: a Llama with real safetensors weights and a BPE tokenizer trained
@@ -25,24 +26,15 @@ import hashlib
 import inspect
 import json
 import os
-import shutil
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
-
-# The target needs 8+ layers: vLLM's default aux layers (2, L/2, L-3) must be
-# distinct.  Head dim 32 is the smallest the CPU attention backend takes.
-@dataclass(frozen=True)
-class TinyShape:
-    vocab_size: int = 512
-    hidden_size: int = 128
-    num_hidden_layers: int = 8
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-    intermediate_size: int = 256
-    max_position_embeddings: int = 4096
-    speculative_tokens: int = 3
-
+from vllm_peagle.tools.checkpoint import (
+    TINY_SHAPE,
+    ModelShape,
+    hf_config,
+    speculators_config,
+    write_whole,
+)
 
 MASK_TOKEN = "<|mask|>"
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", MASK_TOKEN]
@@ -87,40 +79,6 @@ def write_tokenizer(tok, model_dir: str, max_length: int) -> None:
         json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>",
                    "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": False,
                    "model_max_length": max_length}, f, indent=2)
-
-
-def _llama_config(shape: TinyShape, vocab: int, bos: int, eos: int) -> dict:
-    return {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "vocab_size": vocab,
-        "hidden_size": shape.hidden_size,
-        "intermediate_size": shape.intermediate_size,
-        "num_hidden_layers": shape.num_hidden_layers,
-        "num_attention_heads": shape.num_attention_heads,
-        "num_key_value_heads": shape.num_key_value_heads,
-        "head_dim": shape.hidden_size // shape.num_attention_heads,
-        "max_position_embeddings": shape.max_position_embeddings,
-        "rms_norm_eps": 1e-5,
-        "rope_theta": 10000.0,
-        "hidden_act": "silu",
-        "tie_word_embeddings": False,
-        "bos_token_id": bos,
-        "eos_token_id": eos,
-        # The weights are float32, and CPU tests run them so: in bf16 a greedy
-        # near-tie in these random models can flip between a speculative and a
-        # target-only run (different batch shapes, different rounding).  vLLM's
-        # "auto" dtype still downcasts float32 to bf16/fp16 on a GPU.
-        "torch_dtype": "float32",
-    }
-
-
-def _qwen3_config(shape: TinyShape, vocab: int, bos: int, eos: int) -> dict:
-    """The Qwen3 variant: q/k RMSNorm per head, its own rope base."""
-    cfg = _llama_config(shape, vocab, bos, eos)
-    cfg.update(architectures=["Qwen3ForCausalLM"], model_type="qwen3", rms_norm_eps=1e-6,
-               rope_theta=1000000.0, attention_bias=False)
-    return cfg
 
 
 def _qk_norm_tensors(prefix: str, head_dim: int, gen) -> dict:
@@ -169,38 +127,11 @@ def _draft_lm_head(embed, lm_head):
     return head
 
 
-def speculators_config(kind: str, layer_config: dict, verifier_dir: str, k: int,
-                       extra: dict) -> dict:
-    """A config.json as speculators writes it for an Eagle3 or PEagle draft."""
-    arch = {"peagle": "PEagleSpeculator", "eagle3": "Eagle3Speculator"}[kind]
-    return {
-        "architectures": [arch],
-        "speculators_model_type": kind,
-        "speculators_version": "0.4.0",
-        "speculators_config": {
-            "algorithm": kind,
-            "default_proposal_method": "greedy",
-            "proposal_methods": [{
-                "proposal_type": "greedy",
-                "speculative_tokens": k,
-                "verifier_accept_k": 1,
-                "accept_tolerance": 0.0,
-            }],
-            "verifier": {
-                "architectures": ["LlamaForCausalLM"],
-                "name_or_path": verifier_dir,
-            },
-        },
-        "transformer_layer_config": layer_config,
-        "draft_vocab_size": layer_config["vocab_size"],
-        "norm_before_residual": False,
-        "target_hidden_size": None,
-        "torch_dtype": layer_config.get("torch_dtype", "bfloat16"),
-        **extra,
-    }
+# K written into the tiny drafts.
+TINY_K = 3
 
 
-def make_tiny(out_dir: str, seed: int = 0, shape: TinyShape = TinyShape()) -> dict[str, str]:
+def make_tiny(out_dir: str, seed: int = 0, shape: ModelShape = TINY_SHAPE) -> dict[str, str]:
     """Write target/, peagle/ and eagle3/ under ``out_dir``; returns their paths.
 
     Deterministic for a seed (and a Python version, whose docstrings train the
@@ -210,22 +141,11 @@ def make_tiny(out_dir: str, seed: int = 0, shape: TinyShape = TinyShape()) -> di
     from safetensors.torch import save_file
 
     out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tiny-", dir=parent)
-    os.chmod(tmp, 0o755)
-    try:
-        paths = _write_all(tmp, out_dir, seed, shape, torch, save_file)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return paths
+    return write_whole(out_dir, lambda tmp: _write_all(tmp, out_dir, seed, shape, torch,
+                                                       save_file))
 
 
-def _write_all(tmp: str, final: str, seed: int, shape: TinyShape, torch, save_file) -> dict:
+def _write_all(tmp: str, final: str, seed: int, shape: ModelShape, torch, save_file) -> dict:
     gen = torch.Generator().manual_seed(seed)
     tok = build_tokenizer(shape.vocab_size)
     vocab = tok.get_vocab_size()
@@ -242,19 +162,19 @@ def _write_all(tmp: str, final: str, seed: int, shape: TinyShape, torch, save_fi
 
 
 def _write_pair(tmp: str, final: str, prefix: str, arch: str, kinds: tuple[str, ...],
-                shape: TinyShape, tok, ids: tuple[int, int, int, int], gen, torch,
+                shape: ModelShape, tok, ids: tuple[int, int, int, int], gen, torch,
                 save_file) -> dict:
     """``{prefix}target`` and a ``{prefix}{kind}`` draft for each kind."""
     vocab, bos, eos, mask = ids
     h, n_layers = shape.hidden_size, shape.num_hidden_layers
     head_dim = h // shape.num_attention_heads
-    config_of = {"llama": _llama_config, "qwen3": _qwen3_config}[arch]
+    shape = shape.replace(arch=arch, vocab_size=vocab)
 
     # --- target ---
     target = os.path.join(tmp, f"{prefix}target")
     os.makedirs(target)
     write_tokenizer(tok, target, shape.max_position_embeddings)
-    cfg = config_of(shape, vocab, bos, eos)
+    cfg = hf_config(shape, bos=bos, eos=eos)
     with open(os.path.join(target, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
     with open(os.path.join(target, "generation_config.json"), "w") as f:
@@ -272,8 +192,7 @@ def _write_pair(tmp: str, final: str, prefix: str, arch: str, kinds: tuple[str, 
     save_file(weights, os.path.join(target, "model.safetensors"), metadata={"format": "pt"})
 
     # --- drafts: one decoder layer whose qkv sees [embeds, hidden] (2h) ---
-    layer_cfg = dict(config_of(shape, vocab, bos, eos), num_hidden_layers=1)
-    verifier_arch = layer_cfg.pop("architectures")
+    layer_cfg = hf_config(shape, layers=1, bos=bos, eos=eos)
     n_aux = 3
     draft = {
         "embed_tokens.weight": embed.clone(),
@@ -302,9 +221,7 @@ def _write_pair(tmp: str, final: str, prefix: str, arch: str, kinds: tuple[str, 
         if kind == "peagle":
             tensors["mask_hidden"] = torch.randn(n_aux * h, generator=gen)
             extra["mask_token_id"] = mask
-        config = speculators_config(kind, layer_cfg, final_target, shape.speculative_tokens,
-                                    extra)
-        config["speculators_config"]["verifier"]["architectures"] = verifier_arch
+        config = speculators_config(kind, layer_cfg, final_target, TINY_K, extra)
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(config, f, indent=2)
         save_file({k: v.contiguous() for k, v in tensors.items()},
@@ -314,11 +231,11 @@ def _write_pair(tmp: str, final: str, prefix: str, arch: str, kinds: tuple[str, 
 
 
 # Recorded in tiny.json: bump when the files make_tiny writes change.
-TINY_FORMAT = 4
+TINY_FORMAT = 5
 
 
-def _stamp(seed: int, shape: TinyShape) -> dict:
-    return {"format": TINY_FORMAT, "seed": seed, "shape": asdict(shape)}
+def _stamp(seed: int, shape: ModelShape) -> dict:
+    return {"format": TINY_FORMAT, "seed": seed, "shape": asdict(shape), "k": TINY_K}
 
 
 def tiny_digest(out_dir: str) -> str:
@@ -333,6 +250,18 @@ def tiny_digest(out_dir: str) -> str:
     return h.hexdigest()
 
 
-def default_cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "vllm-peagle", "tiny")
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m dev.tiny",
+                                description="write tiny offline target/peagle/eagle3 models")
+    p.add_argument("dir")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    for name, path in make_tiny(args.dir, seed=args.seed).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
