@@ -10,8 +10,9 @@ import json
 import os
 import sys
 
-# First release with each drafter option (vllm_peagle.features.EAGLE3_DRAFTER_OPTIONS).
-OPTIONS = {"norm_before_fc": "0.18.0", "fc_norm": "0.22.0", "norm_output": "0.22.0"}
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# First release with each drafter option (the probe module imports no vLLM).
+from vllm_peagle.features import EAGLE3_DRAFTER_OPTIONS as OPTIONS  # noqa: E402
 
 
 def _key(version: str) -> tuple[int, ...]:

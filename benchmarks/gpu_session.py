@@ -41,6 +41,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from dev.tiny import make_tiny  # noqa: E402
+from vllm_peagle import MODE_ENV  # noqa: E402
 from vllm_peagle.tools.bench import device_name  # noqa: E402
 from vllm_peagle.tools.runner import DEFAULT_PROMPTS, run_isolated  # noqa: E402
 
@@ -728,10 +729,10 @@ def main() -> int:
                     "offline_tier", {})
     if "serve_sc" in steps:
         pytest_tier(s, ["tests/entrypoints/openai/test_serve_speculative_config.py"],
-                    "serve_speculative_config", {"VLLM_PEAGLE_MODE": "auto"})
+                    "serve_speculative_config", {MODE_ENV: "auto"})
     if "serve" in steps:
         pytest_tier(s, ["tests/entrypoints/openai/test_serve_peagle.py"], "serve",
-                    {"VLLM_PEAGLE_MODE": "auto"})
+                    {MODE_ENV: "auto"})
     if "bench" in steps:
         if len(plan) >= 2:
             jobs.append(start_bench(s, plan[-1], len(plan) - 1, slices[-1], len(plan)))

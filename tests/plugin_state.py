@@ -68,7 +68,7 @@ def main() -> int:
 def collect(peagle_dir: str, bad_dirs: list[str]) -> dict:
     import vllm_peagle
 
-    state: dict = {"mode": os.environ.get("VLLM_PEAGLE_MODE", "auto")}
+    state: dict = {"mode": os.environ.get(vllm_peagle.MODE_ENV, "auto")}
     state["before"] = snapshot()
     state["register_1"] = vllm_peagle.register()
     state["after_1"] = snapshot()

@@ -21,7 +21,8 @@ import shutil
 import pytest
 
 from tests.malformed import tree_state
-from vllm_peagle.preflight.checks import check_checkpoint, load_json, release_problems
+from vllm_peagle.preflight.checks import check_checkpoint, load_json
+from vllm_peagle.preflight.release import release_problems
 from vllm_peagle.tools.check import run_check
 
 SEED = 20261130

@@ -46,7 +46,7 @@ import importlib, json, logging, sys
 sys.path.insert(0, sys.argv[2])
 import sitecustomize, vllm_peagle
 from vllm_peagle import features
-from vllm_peagle.preflight.checks import release_problems
+from vllm_peagle.preflight.release import release_problems
 
 records = []
 class Keep(logging.Handler):

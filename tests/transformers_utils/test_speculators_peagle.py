@@ -9,7 +9,8 @@ import copy
 import pytest
 
 from vllm_peagle.preflight import preflight_config
-from vllm_peagle.preflight.checks import PEagleCheckpointError, release_problems
+from vllm_peagle.preflight.config import PEagleCheckpointError
+from vllm_peagle.preflight.release import release_problems
 from vllm_peagle.transformers_utils.configs.speculators import base
 from vllm_peagle.transformers_utils.configs.speculators.algos import update_peagle
 
@@ -149,7 +150,7 @@ def _drafter_0_21(config: dict, fallback_update=None) -> tuple[int, int]:
 
 def _drafter_0_22(config: dict, fallback_update=None) -> tuple[int, int]:
     """vLLM >= 0.22: both from the aux count and target_hidden_size."""
-    from vllm_peagle.preflight.checks import expected_num_aux
+    from vllm_peagle.preflight.config import expected_num_aux
 
     layer = config["transformer_layer_config"]
     n = expected_num_aux(config) * (config.get("target_hidden_size") or layer["hidden_size"])

@@ -2,7 +2,7 @@
 worker starts, with one line per problem.  Beyond upstream: vLLM has no
 equivalent, so this patch is installed in ``auto`` and ``force`` alike.
 
-The checks are in ``checks.py``; ``vllm-peagle check`` prints the same lines.
+The checks are in ``checks.py`` (and its levels: ``config.py``, ``weights.py``, ``release.py``); ``vllm-peagle check`` prints the same lines.
 They run once per load, at the earliest point that sees the checkpoint:
 
 - ``vllm.transformers_utils.config.maybe_override_with_speculators`` (and its
@@ -29,13 +29,9 @@ import os
 from typing import Any
 
 from vllm_peagle.preflight import speculative_config
-from vllm_peagle.preflight.checks import (
-    PEagleCheckpointError,
-    check_checkpoint,
-    config_problems,
-    load_json,
-    release_problems,
-)
+from vllm_peagle.preflight.checks import check_checkpoint, load_json
+from vllm_peagle.preflight.config import PEagleCheckpointError, config_problems
+from vllm_peagle.preflight.release import release_problems
 
 _ORIGINAL_FROM_PRETRAINED = "__vllm_peagle_original_from_pretrained__"
 _WRAPPED = "__vllm_peagle_preflight__"

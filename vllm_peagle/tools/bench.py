@@ -37,6 +37,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from vllm_peagle import MODE_ENV
 from vllm_peagle.tools import worker_probe
 from vllm_peagle.tools.checkpoint import ModelShape, hf_config, speculators_config
 from vllm_peagle.tools.runner import drafts_in_parallel, shutdown_engine
@@ -526,7 +527,7 @@ def run_bench(args) -> int:
             "command": "vllm-peagle bench " + " ".join(sys.argv[2:])
             if sys.argv[1:2] == ["bench"] else None,
             "args": {k: v for k, v in vars(args).items() if k != "fn"},
-            "plugin_mode": os.environ.get("VLLM_PEAGLE_MODE", "auto")}
+            "plugin_mode": os.environ.get(MODE_ENV, "auto")}
     rows: list[dict[str, Any]] = []
     started = time.time()
 

@@ -13,13 +13,10 @@ from __future__ import annotations
 import os
 import sys
 
-from vllm_peagle.preflight.checks import (
-    PEAGLE_ARCHITECTURES,
-    Problem,
-    aux_layer_ids,
-    check_checkpoint,
-    text_config,
-)
+from vllm_peagle import features
+from vllm_peagle.preflight.checks import check_checkpoint
+from vllm_peagle.preflight.config import Problem, aux_layer_ids, text_config
+from vllm_peagle.transformers_utils.configs.speculators.algos import PEAGLE_ARCHITECTURES
 
 
 def speculators_problems(config: dict) -> list[Problem]:
@@ -48,7 +45,7 @@ def release_findings(report) -> tuple[list[Problem], str]:
     except ImportError:
         return [], "vLLM is not importable here: release checks skipped"
     import vllm_peagle
-    from vllm_peagle.preflight.checks import release_problems
+    from vllm_peagle.preflight.release import release_problems
 
     # vLLM as LLM(...) would have it: with the plugin's patches (VLLM_PEAGLE_MODE).
     vllm_peagle.register()
@@ -85,14 +82,13 @@ def run_check(draft_dir: str, verifier_dir: str | None = None, out=None,
         return 1
 
     config = report.config
-    # What the speculators-config patch turns it into: vLLM's K, upstream's mapping.
+    # How the installed vLLM (with the plugin) names a PEagle draft, and K.
     k = config["speculators_config"]["proposal_methods"][0]["speculative_tokens"]
-    spec = {"method": "eagle3", "parallel_drafting": True, "num_speculative_tokens": k}
+    spec = dict(features.peagle_method_fields(), num_speculative_tokens=k)
     model_type = config["transformer_layer_config"].get("model_type", "llama")
     print(f"{draft_dir}: OK, a PEagle checkpoint", file=out)
-    print(f"  vLLM speculative config: method={spec['method']} "
-          f"parallel_drafting={spec['parallel_drafting']} "
-          f"num_speculative_tokens={spec['num_speculative_tokens']}", file=out)
+    print("  vLLM speculative config: " + " ".join(f"{f}={v}" for f, v in spec.items()),
+          file=out)
     print(f"  draft architecture: {PEAGLE_ARCHITECTURES[model_type]} "
           f"(mask_token_id {config['mask_token_id']} -> pard_token)", file=out)
     if report.verifier_config is not None:

@@ -19,6 +19,8 @@ import time
 import traceback
 from typing import Any
 
+from vllm_peagle import MODE_ENV
+
 DEFAULT_PROMPTS = [
     "Return the value",
     "The file is opened and",
@@ -56,6 +58,10 @@ def speculative_summary(config: Any) -> dict[str, Any] | None:
         "norm_before_residual": getattr(hf, "norm_before_residual", None),
         "fc_norm": getattr(hf, "fc_norm", None),
         "norm_output": getattr(hf, "norm_output", None),
+        # The draft's layers' window as its HF config holds it (whether the
+        # drafter applies it is the drafter's business: docs/support-matrix.md).
+        "sliding_window": getattr(hf, "sliding_window", None),
+        "layer_types": getattr(hf, "layer_types", None),
     }
 
 
@@ -165,7 +171,7 @@ def run_isolated(scenario: dict[str, Any] | list[dict[str, Any]], mode: str | No
     given a list, ``run_scenarios`` there (a list of results)."""
     child_env = dict(os.environ, **(env or {}))
     if mode is not None:
-        child_env["VLLM_PEAGLE_MODE"] = mode
+        child_env[MODE_ENV] = mode
     with tempfile.TemporaryDirectory() as tmp:
         spec_path = os.path.join(tmp, "scenario.json")
         out_path = os.path.join(tmp, "result.json")
