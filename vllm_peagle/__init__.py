@@ -29,7 +29,8 @@ Patch manifest:
            ``qwen3_eagle3`` where it has one that keeps windows (a probe reads its
            decoder layer's code), else to this package's.
       Related PR: vllm-project/vllm#41826 (native in vLLM 0.22.0, removed in 0.34.0),
-           #43132 (Qwen3, 0.24.0); windows: ``patches/upstream/0003``
+           #43132 (Qwen3, 0.24.0); windows: #47568 (in 0.28.0), backported
+           to 0.24.0 in ``patches/vllm-0.24.0/0001``
       Future plan: the names stay while vLLM has no PEagle; the Qwen3 routing goes
            when the oldest supported vLLM's Qwen3 drafter keeps windows.
 

@@ -7,10 +7,19 @@ per mode)."""
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+import os
+import shutil
 import subprocess
 import sys
 
+import pytest
+
 from vllm_peagle import features
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BACKPORT = os.path.join(ROOT, "patches", "vllm-0.24.0")
 
 STAND_INS = '''
 class Keeps(Base):
@@ -58,3 +67,39 @@ def test_register_imports_no_drafter_module():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip().splitlines()[-1]
     assert out == "[]"
+
+
+def _calls_with(source: str, class_name: str, keyword: str) -> list[str]:
+    """The calls in ``class_name.__init__`` that pass ``keyword``, by callee."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            init = next(f for f in node.body
+                        if isinstance(f, ast.FunctionDef) and f.name == "__init__")
+            return [ast.unparse(c.func) for c in ast.walk(init) if isinstance(c, ast.Call)
+                    and any(k.arg == keyword for k in c.keywords)]
+    return []
+
+
+def test_the_0_24_backport_gives_the_drafter_its_window(tmp_path):
+    """``patches/vllm-0.24.0``: where vLLM's own Qwen3 drafter drops the window
+    (0.24.0, in the matrix), the backport applies to the release's files, and
+    then the drafter hands its base layer the window (the probe above says so),
+    the base layer its attention, the attention vLLM's attention layer."""
+    if features.native_qwen3_drafter_keeps_window() is not False:
+        pytest.skip("the installed vLLM's Qwen3 drafter keeps windows (or it has none): "
+                    "the backport is for 0.24.0, run in that release's matrix")
+    root = importlib.util.find_spec("vllm").submodule_search_locations[0]
+    models = os.path.join("vllm", "model_executor", "models")
+    os.makedirs(tmp_path / models)
+    for name in ("qwen3.py", "qwen3_eagle3.py"):
+        shutil.copy(os.path.join(root, "model_executor", "models", name), tmp_path / models)
+    patches = sorted(os.path.join(BACKPORT, p) for p in os.listdir(BACKPORT))
+    proc = subprocess.run(["git", "apply", "-p1", *patches], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    eagle3 = (tmp_path / models / "qwen3_eagle3.py").read_text()
+    qwen3 = (tmp_path / models / "qwen3.py").read_text()
+    keyword = "per_layer_sliding_window"
+    assert features.passes_to_base_init(eagle3, "Qwen3Eagle3DecoderLayer", keyword) is True
+    assert "Qwen3Attention" in _calls_with(qwen3, "Qwen3DecoderLayer", keyword)
+    assert "attn_cls" in _calls_with(qwen3, "Qwen3Attention", keyword)
