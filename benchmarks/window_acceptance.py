@@ -5,7 +5,8 @@ window, once as its config says (the window kept) and once with the window
 taken out of its config (the same weights over full attention: what a drafter
 that drops the window, as vLLM 0.24's own Qwen3 drafter, runs).  Prints the
 per-position acceptance of both, and of the committed full-attention draft of
-the same pair beside them; writes them to OUT/window_acceptance.json.
+the same pair beside them (where the windowed draft's verifier is a committed
+target); writes them to OUT/window_acceptance.json.
 
 usage: python benchmarks/window_acceptance.py WINDOWED_DRAFT OUT [--questions N]
        [--max-tokens N] [--mode auto|force]
@@ -75,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     dropped = without_window(args.draft, os.path.join(args.out, "window-dropped"))
     reference = os.path.join(TRAINED_DIR, os.path.basename(verifier).replace("target", "peagle"))
     prompts = fewshot_prompts(args.gsm8k, args.questions)
-    drafts = {"window kept": args.draft, "window dropped": dropped,
-              "trained with full attention": reference}
+    drafts = {"window kept": args.draft, "window dropped": dropped}
+    if os.path.dirname(os.path.abspath(verifier)) == TRAINED_DIR and os.path.isdir(reference):
+        drafts["trained with full attention"] = reference
     kw = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "dtype": "float32",
           "enforce_eager": True}
     scenarios = [{"model": verifier, "prompts": prompts, "max_tokens": args.max_tokens,
