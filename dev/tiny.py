@@ -90,23 +90,34 @@ def _qk_norm_tensors(prefix: str, head_dim: int, gen) -> dict:
             for n in ("q_norm", "k_norm")}
 
 
+def decoder_layer_shapes(prefix: str, h: int, inter: int, n_heads: int, n_kv: int,
+                         qkv_in: int) -> dict[str, tuple[int, ...]]:
+    """A Llama decoder layer's tensors (speculators' names) and their shapes,
+    norms first; ``qkv_in`` the width q/k/v read (an Eagle3 draft's layer 0
+    reads [embeds, hidden], 2h)."""
+    hd = h // n_heads
+    return {
+        f"{prefix}.input_layernorm.weight": (h,),
+        f"{prefix}.post_attention_layernorm.weight": (h,),
+        f"{prefix}.self_attn.q_proj.weight": (n_heads * hd, qkv_in),
+        f"{prefix}.self_attn.k_proj.weight": (n_kv * hd, qkv_in),
+        f"{prefix}.self_attn.v_proj.weight": (n_kv * hd, qkv_in),
+        f"{prefix}.self_attn.o_proj.weight": (h, n_heads * hd),
+        f"{prefix}.mlp.gate_proj.weight": (inter, h),
+        f"{prefix}.mlp.up_proj.weight": (inter, h),
+        f"{prefix}.mlp.down_proj.weight": (h, inter),
+    }
+
+
 def _layer_tensors(prefix: str, h: int, inter: int, n_heads: int, n_kv: int,
                    qkv_in: int, gen, scale: float) -> dict:
+    """Random projections (drawn in q, k, v, o, gate, up, down order), unit norms."""
     import torch
 
-    hd = h // n_heads
-    rnd = lambda *s: torch.randn(*s, generator=gen) * scale  # noqa: E731
-    return {
-        f"{prefix}.self_attn.q_proj.weight": rnd(n_heads * hd, qkv_in),
-        f"{prefix}.self_attn.k_proj.weight": rnd(n_kv * hd, qkv_in),
-        f"{prefix}.self_attn.v_proj.weight": rnd(n_kv * hd, qkv_in),
-        f"{prefix}.self_attn.o_proj.weight": rnd(h, n_heads * hd),
-        f"{prefix}.mlp.gate_proj.weight": rnd(inter, h),
-        f"{prefix}.mlp.up_proj.weight": rnd(inter, h),
-        f"{prefix}.mlp.down_proj.weight": rnd(h, inter),
-        f"{prefix}.input_layernorm.weight": torch.ones(h),
-        f"{prefix}.post_attention_layernorm.weight": torch.ones(h),
-    }
+    return {name: torch.ones(shape) if name.endswith("layernorm.weight")
+            else torch.randn(*shape, generator=gen) * scale
+            for name, shape in decoder_layer_shapes(prefix, h, inter, n_heads, n_kv,
+                                                    qkv_in).items()}
 
 
 def _draft_lm_head(embed, lm_head):

@@ -51,7 +51,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 
-from dev.tiny import MASK_TOKEN, build_tokenizer, write_tokenizer
+from dev.tiny import MASK_TOKEN, build_tokenizer, decoder_layer_shapes, write_tokenizer
 from vllm_peagle.preflight.config import vllm_default_aux_layer_ids
 from vllm_peagle.tools.checkpoint import (
     TINY_SHAPE,
@@ -264,17 +264,9 @@ class TinyDraft:
         for i in range(num_layers):
             # Layer 0's q/k/v read [embeds, hidden] (2h); later layers the stream (h).
             qkv_in = 2 * h if i == 0 else h
-            p.update({
-                f"layers.{i}.input_layernorm.weight": ones(h),
-                f"layers.{i}.post_attention_layernorm.weight": ones(h),
-                f"layers.{i}.self_attn.q_proj.weight": lin(nh * hd, qkv_in),
-                f"layers.{i}.self_attn.k_proj.weight": lin(nkv * hd, qkv_in),
-                f"layers.{i}.self_attn.v_proj.weight": lin(nkv * hd, qkv_in),
-                f"layers.{i}.self_attn.o_proj.weight": lin(h, nh * hd),
-                f"layers.{i}.mlp.gate_proj.weight": lin(inter, h),
-                f"layers.{i}.mlp.up_proj.weight": lin(inter, h),
-                f"layers.{i}.mlp.down_proj.weight": lin(h, inter),
-            })
+            for name, shape in decoder_layer_shapes(f"layers.{i}", h, inter, nh, nkv,
+                                                    qkv_in).items():
+                p[name] = ones(shape[0]) if name.endswith("layernorm.weight") else lin(*shape)
             if self.qk_norm:
                 for n in ("q_norm", "k_norm"):
                     p[f"layers.{i}.self_attn.{n}.weight"] = ones(hd)
@@ -598,7 +590,9 @@ def train_windowed_draft(out_dir: str, gsm8k_dir: str, window: int, arch: str = 
     """A PEagle draft whose layers all slide a ``window``-token window, trained
     as the committed ``{arch}`` pair's draft was (same recipe, same data) but
     against the committed target as it ships: only the draft is trained.  Its
-    verifier is named by absolute path.  Returns the draft's directory."""
+    verifier is named as the committed drafts name theirs (relative to the
+    repository root) when ``out_dir`` is inside the repository, else by
+    absolute path.  Returns the draft's directory."""
     import torch
     from tokenizers import Tokenizer
     from transformers import AutoModelForCausalLM
@@ -620,8 +614,10 @@ def train_windowed_draft(out_dir: str, gsm8k_dir: str, window: int, arch: str = 
     mask = tok.token_to_id(MASK_TOKEN)
     draft = train_draft(r, target, cfg, samples, "peagle", mask, log)
     out = os.path.abspath(out_dir)
+    verifier = (os.path.relpath(target_dir, REPO_ROOT) if out.startswith(REPO_ROOT + os.sep)
+                else target_dir)
     write_whole(out, lambda tmp: save_draft(
-        draft, draft_config("peagle", cfg, target_dir, r, mask), tmp))
+        draft, draft_config("peagle", cfg, verifier, r, mask), tmp))
     return out
 
 
