@@ -45,6 +45,11 @@ def test_pipeline_validates_against_buildkite_schema():
         assert step["env"]["VLLM_PEAGLE_MODE"] == "auto"
         assert any('"vllm=={{matrix.vllm}}"' in c for c in step["commands"])
         assert any(c.endswith(f"--only={step_name}") for c in step["commands"])
+    # Issue 32's guard: the windowed draft on the release whose own drafter drops
+    # the window and on the V2 runner's.
+    window = steps["gpu-window"]
+    assert {"0.24.0", "0.34.0"} <= set(window["matrix"]["setup"]["vllm"])
+    assert any(c.endswith("--only=window") for c in window["commands"])
     gpu = steps["h100-speculators-correctness"]
     assert gpu["timeout_in_minutes"] == 30
     assert gpu["agents"]["queue"]
