@@ -52,3 +52,26 @@ def test_qk_norm_attention_is_qwen3s():
     # The class the drafter gives each Llama attention: Qwen3's forward first.
     swapped = _with_qk_norm(LlamaAttention)
     assert swapped.forward is _Qwen3QKNorm.forward and issubclass(swapped, LlamaAttention)
+
+
+def test_load_names_missing_and_extra_layer_weights():
+    """At load the drafter stops a checkpoint whose layer tensors do not fit its
+    Qwen3 layers with one line naming them: a missing k_norm, a tensor it has no
+    place for; speculators' ``midlayer.`` is layer 0, and q/k/v stack into qkv."""
+    from vllm_peagle.model_executor.models.qwen3_eagle3 import Eagle3Qwen3ForCausalLM
+
+    params = ["model.layers.0.self_attn.qkv_proj.weight", "model.layers.0.self_attn.q_norm.weight",
+              "model.layers.0.self_attn.k_norm.weight", "model.layers.0.mlp.gate_up_proj.weight"]
+    drafter = SimpleNamespace(named_parameters=lambda: [(n, None) for n in params],
+                              model=SimpleNamespace(layers=[None]))
+
+    def problem(names):
+        return Eagle3Qwen3ForCausalLM.layer_weight_problem(drafter, names)
+
+    checkpoint = ["midlayer.self_attn.q_proj.weight", "midlayer.self_attn.q_norm.weight",
+                  "layers.0.self_attn.k_norm.weight", "layers.0.mlp.up_proj.weight", "fc.weight"]
+    assert problem(checkpoint) is None
+    assert "missing ['layers.0.self_attn.k_norm.weight'], extra []" in problem(
+        [n for n in checkpoint if "k_norm" not in n])
+    assert "missing [], extra ['layers.0.self_attn.o_proj.bias']" in problem(
+        checkpoint + ["layers.0.self_attn.o_proj.bias"])

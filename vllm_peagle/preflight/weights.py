@@ -9,6 +9,11 @@ import re
 import struct
 from typing import Any
 
+from vllm_peagle.model_executor.models.qwen3_weights import (
+    layer_name,
+    missing_qk_norms,
+    qk_norms_in,
+)
 from vllm_peagle.preflight.config import Problem, _is_int, aux_inputs, text_config
 
 
@@ -122,23 +127,17 @@ def _qk_norm_problems(layer: dict[str, Any], tensors: dict[str, list[int]]) -> l
     # The attention layers the weights hold (not the config's count: a malformed
     # num_hidden_layers, 10**12 say, must not size anything here).
     indices = sorted({int(m.group(1)) for n in tensors
-                      if (m := re.match(r"layers\.(\d+)\.self_attn\.", n))}
-                     | ({0} if any(n.startswith("midlayer.self_attn.") for n in tensors)
-                        else set())) or [0]
-    names = [f"layers.{i}.self_attn.{norm}.weight"
-             for i in indices for norm in ("q_norm", "k_norm")]
-    names_0 = {n.replace("layers.0.", "midlayer.") for n in names}
-    present = [n for n in tensors if n in names or n in names_0]
-    if model_type == "qwen3" and len(present) < len(names):
-        missing = [n for n in names if n not in tensors and
-                   n.replace("layers.0.", "midlayer.") not in tensors]
+                      if (m := re.match(r"layers\.(\d+)\.self_attn\.", layer_name(n)))}) or [0]
+    missing = missing_qk_norms(tensors, indices)
+    present = qk_norms_in(tensors)
+    if model_type == "qwen3" and missing:
         return [Problem("transformer_layer_config.model_type",
                         f"is 'qwen3' but the weights lack {missing}, which Qwen3 layers "
                         "have. Fix: export the draft again, or set model_type to the "
                         "layers it was trained with (llama)")]
     if model_type == "llama" and present:
         return [Problem("transformer_layer_config.model_type",
-                        f"is 'llama' but the weights carry {sorted(present)}, Qwen3 "
+                        f"is 'llama' but the weights carry {present}, Qwen3 "
                         "layers' q/k norms. Fix: set \"model_type\": \"qwen3\" in "
                         "transformer_layer_config")]
     return []

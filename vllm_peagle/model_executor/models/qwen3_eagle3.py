@@ -25,6 +25,8 @@ from vllm.config import VllmConfig
 from vllm.model_executor.layers.layernorm import RMSNorm
 from vllm.model_executor.models.llama_eagle3 import Eagle3LlamaForCausalLM
 
+from vllm_peagle.model_executor.models.qwen3_weights import layer_name, missing_qk_norms
+
 # Checkpoint tensor-name pieces vLLM's loader stacks into one parameter.
 _STACKED = {".q_proj.": ".qkv_proj.", ".k_proj.": ".qkv_proj.", ".v_proj.": ".qkv_proj.",
             ".gate_proj.": ".gate_up_proj.", ".up_proj.": ".gate_up_proj."}
@@ -73,19 +75,16 @@ class Eagle3Qwen3ForCausalLM(Eagle3LlamaForCausalLM):
         """One line if the checkpoint's decoder-layer tensors are not the ones
         this drafter has (a missing q_norm/k_norm, or a tensor it has no place for)."""
         params = {name for name, _ in self.named_parameters()}
-        given, extra = set(), []
+        extra = []
         for raw in names:
-            name = raw.replace("midlayer.", "layers.0.")
+            name = layer_name(raw)
             if not name.startswith("layers.") or "scale" in name or "zero_point" in name:
                 continue
-            given.add(name)
             for piece, stacked in _STACKED.items():
                 name = name.replace(piece, stacked)
             if f"model.{name}" not in params:
                 extra.append(raw)
-        missing = [f"layers.{i}.self_attn.{norm}.weight"
-                   for i in range(len(self.model.layers)) for norm in ("q_norm", "k_norm")
-                   if f"layers.{i}.self_attn.{norm}.weight" not in given]
+        missing = missing_qk_norms(names, range(len(self.model.layers)))
         if not missing and not extra:
             return None
         return (f"Qwen3 PEagle/Eagle3 drafter: the checkpoint's layer weights do not fit "
