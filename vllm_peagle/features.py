@@ -46,23 +46,27 @@ def probe(fn: Callable) -> Callable:
     return answer
 
 
-def vllm_module_exists(dotted: str) -> bool:
-    """True when ``vllm.<dotted>`` is a module file of the installed vLLM.
+def vllm_module_file(dotted: str) -> str | None:
+    """The file of module ``vllm.<dotted>`` in the installed vLLM, or None.
 
     Looks at the files only, so probing ``model_executor.models.qwen3_eagle3``
     does not import vLLM's model package (and with it torch).
     """
     spec = importlib.util.find_spec("vllm")
     if spec is None or not spec.submodule_search_locations:
-        return False
+        return None
     parts = dotted.split(".")
     for root in spec.submodule_search_locations:
         base = os.path.join(root, *parts)
-        if os.path.isfile(base + ".py") or os.path.isfile(
-            os.path.join(base, "__init__.py")
-        ):
-            return True
-    return False
+        for path in (base + ".py", os.path.join(base, "__init__.py")):
+            if os.path.isfile(path):
+                return path
+    return None
+
+
+def vllm_module_exists(dotted: str) -> bool:
+    """True when ``vllm.<dotted>`` is a module file of the installed vLLM."""
+    return vllm_module_file(dotted) is not None
 
 
 @probe
@@ -297,14 +301,12 @@ def native_qwen3_drafter_keeps_window() -> bool | None:
     do).  Read in the module's file, never imported: ``register()`` asks this
     and imports no model code.  None where the release has no such drafter or
     the file does not say (unknown)."""
-    spec = importlib.util.find_spec("vllm")
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        path = os.path.join(root, "model_executor", "models", "qwen3_eagle3.py")
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                return passes_to_base_init(f.read(), "Qwen3Eagle3DecoderLayer",
-                                           "per_layer_sliding_window")
-    return None
+    path = vllm_module_file("model_executor.models.qwen3_eagle3")
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as f:
+        return passes_to_base_init(f.read(), "Qwen3Eagle3DecoderLayer",
+                                   "per_layer_sliding_window")
 
 
 def peagle_drafter(model_type: str) -> str:

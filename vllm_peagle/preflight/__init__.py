@@ -2,7 +2,8 @@
 worker starts, with one line per problem.  Beyond upstream: vLLM has no
 equivalent, so this patch is installed in ``auto`` and ``force`` alike.
 
-The checks are in ``checks.py`` (and its levels: ``config.py``, ``weights.py``, ``release.py``); ``vllm-peagle check`` prints the same lines.
+The checks are in ``checks.py`` and its levels (``config.py``, ``weights.py``,
+``release.py``); ``vllm-peagle check`` prints the same lines.
 They run once per load, at the earliest point that sees the checkpoint:
 
 - ``vllm.transformers_utils.config.maybe_override_with_speculators`` (and its

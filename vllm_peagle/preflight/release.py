@@ -16,9 +16,10 @@ def release_problems(config_dict: dict[str, Any],
     """What the installed vLLM lacks to run this (well-formed) checkpoint.
 
     Feature probes, never version strings; each problem names what is missing
-    and where to get it, and only a definite answer refuses (a probe answers None where it cannot
-    tell, ``features.probe``).  A Qwen3 draft needs nothing more: where vLLM has no
-    Qwen3 drafter (before 0.24.0), this package registers its own."""
+    and where to get it, and only a definite answer refuses (a probe answers
+    None where it cannot tell, ``features.probe``).  A Qwen3 draft needs nothing
+    more: where vLLM has no Qwen3 drafter (before 0.24.0), this package
+    registers its own."""
     from vllm_peagle import MODE_ENV, features
 
     problems: list[Problem] = []
