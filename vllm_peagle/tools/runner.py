@@ -77,13 +77,20 @@ def drafts_in_parallel(spec: Any) -> bool:
 
 def shutdown_engine(llm: Any) -> None:
     """Free the engine before the next one starts (one process, many engines)."""
-    import gc
-
     engine_core = getattr(llm.llm_engine, "engine_core", None)
     shutdown = getattr(engine_core, "shutdown", None)
     if callable(shutdown):
         shutdown()
     del llm
+    free_device_memory()
+
+
+def free_device_memory() -> None:
+    """Collect what a finished or half-built engine left, and hand its GPU
+    memory back now, before the next engine in this process measures what is
+    free."""
+    import gc
+
     gc.collect()
     try:
         import torch
@@ -127,6 +134,12 @@ def run_scenario(scenario: dict[str, Any], release: bool = False) -> dict[str, A
     except Exception as e:  # the error is the result (e.g. vLLM without the plugin)
         result.update(error_type=type(e).__name__, error=str(e).strip()[-4000:],
                       traceback=traceback.format_exc()[-4000:])
+    if "error_type" in result:
+        # A half-built engine's GPU memory, freed only when collected, is freed
+        # during the next engine's memory profiling, which vLLM then refuses
+        # ("Error in memory profiling": 7 of 18 engines of the 2026-12-05 GPU
+        # session, each after a failed one).
+        free_device_memory()
         return result
     result["startup_s"] = time.perf_counter() - started
     result["speculative_config"] = speculative_summary(llm.llm_engine.vllm_config)
