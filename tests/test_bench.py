@@ -137,6 +137,39 @@ def _gpu_session():
     return module
 
 
+@pytest.mark.parametrize("target_starts", [True, False])
+def test_session_gates_engine_steps_on_the_target_alone(tmp_path, monkeypatch, target_starts):
+    """Where the tiny target alone cannot start an engine (a package the kit
+    lacks), the session skips its engine steps and says why once; where it can,
+    they run.  Engines are stood in for: the gate is what is tested."""
+    g = _gpu_session()
+    started = []
+
+    def fake_run_isolated(scenario, mode=None, env=None, timeout=900):
+        started.append((scenario, mode))
+        return {"ok": target_starts, "startup_s": 1.0,
+                "error": None if target_starts else "No module named 'cutlass'"}
+
+    ran = []
+    monkeypatch.setattr(g, "run_isolated", fake_run_isolated)
+    monkeypatch.setattr(g, "make_tiny", lambda out, seed=0: {"target": "tiny-target"})
+    monkeypatch.setattr(g, "release_explicit", lambda s, tiny: ran.append("release_explicit"))
+    monkeypatch.setattr(g, "pytest_tier", lambda s, files, name, env: ran.append(name))
+    monkeypatch.setattr(sys, "argv", ["gpu_session.py", str(tmp_path),
+                                      "--only=release_explicit,config"])
+    assert g.main() == 0
+    with open(tmp_path / "gpu_session.json") as f:
+        steps = json.load(f)["steps"]
+    # The gate is one engine of the target alone, vLLM without the plugin.
+    assert [(sc["model"], mode) for sc, mode in started] == [("tiny-target", "off")]
+    assert steps["engine_gate"]["ok"] is target_starts
+    if target_starts:
+        assert ran == ["release_explicit", "config_tier"]
+    else:
+        assert "cutlass" in steps["engine_gate"]["error"]
+        assert ran == ["config_tier"]  # config level needs no engine
+
+
 @pytest.mark.parametrize("gpus", [0, 1, 2, 3, 4, 8])
 def test_session_splits_the_sweep_over_the_gpus(gpus):
     g = _gpu_session()
