@@ -4,7 +4,11 @@
 # /tmp/site-VERSION (the common wheels, or the torch-VERSION set a release built
 # against another torch names in its TORCH file, then the release's own), and this
 # package's wheel (PKG) into /tmp/site-peagle.  Then, for one release:
-#   export PYTHONPATH=/tmp/site-peagle:/tmp/site-VERSION VLLM_USE_FLASHINFER_SAMPLER=0
+#   export PYTHONPATH=/tmp/site-peagle:/tmp/site-VERSION$(cat /tmp/site-VERSION.paths)
+#   export VLLM_USE_FLASHINFER_SAMPLER=0
+# A site on PYTHONPATH has its .pth files ignored (Python reads them only in site
+# directories); what they add to sys.path (nvidia-cutlass-dsl's: its dsl_packages,
+# where the cutlass module lives) is written to /tmp/site-VERSION.paths, ':'-led.
 # usage: gpu_install.sh STAGE PKG_DIR
 set -euo pipefail
 stage=${1:?usage: gpu_install.sh STAGE PKG_DIR}
@@ -28,5 +32,13 @@ install /tmp/site-peagle "$pkg"/*.whl &
 wait
 for dir in wh/vllm-*; do
   v=${dir#wh/vllm-}
-  PYTHONPATH=/tmp/site-$v python3 -c "import vllm, torch; print('site-$v: vllm', vllm.__version__, 'torch', torch.__version__)"
+  python3 - "/tmp/site-$v" > "/tmp/site-$v.paths" <<'PY'
+import site, sys
+d = sys.argv[1]
+sys.path.insert(0, d)  # a .pth may import from the site itself
+before = list(sys.path)
+site.addsitedir(d)
+print("".join(":" + p for p in sys.path if p not in before), end="")
+PY
+  PYTHONPATH=/tmp/site-$v$(cat "/tmp/site-$v.paths") python3 -c "import vllm, torch; print('site-$v: vllm', vllm.__version__, 'torch', torch.__version__)"
 done

@@ -5,9 +5,11 @@
 # release: the modules an engine imports, and, where this package's V2 speculator
 # runs (0.34+), the speculator built and its draft loaded for the trained Qwen3 pair
 # (config level: VLLM_TARGET_DEVICE=cpu).  Catches a package the kit lacks, or one
-# of the image's that breaks against the kit's torch (both seen on the GPU,
+# of the image's that breaks against the kit's torch (all seen on the GPU,
 # 2026-12-05: huggingface_hub 2 beside transformers 5.17, torchvision 0.26 beside
-# torch 2.14, sniffio absent).  Writes /tmp/site-* as gpu_install.sh does.
+# torch 2.14, sniffio absent, cutlass absent: imported inside FlashAttention's
+# backend, so pip check over every requirement, not imports alone, is what finds
+# such a package).  Writes /tmp/site-* as gpu_install.sh does.
 # usage: [VENV=/tmp/gpu-image-venv] benchmarks/gpu_kit_check.sh WHEELHOUSE_DIR PKG_DIR
 set -euo pipefail
 wh=${1:?usage: gpu_kit_check.sh WHEELHOUSE_DIR PKG_DIR}
@@ -36,9 +38,19 @@ rm -rf /tmp/site-peagle /tmp/site-[0-9]*
 PATH="$venv/bin:$PATH" bash "$root/benchmarks/gpu_install.sh" "$stage" "$pkg"
 status=0
 for site in /tmp/site-[0-9]*; do
+  [ -d "$site" ] || continue
   v=${site#/tmp/site-}
+  path=$site$(cat "$site.paths")
   echo "=== vLLM $v"
-  PYTHONPATH=/tmp/site-peagle:$site "$venv/bin/python" - "$root" <<'PY' || status=1
+  # Every requirement of what the kit installed, against the image stand-in (pip
+  # check): one not installed fails, as does a version vLLM pins that the kit or
+  # the image does not meet, but for what the kit leaves out on purpose
+  # (gpu-requirements-torch-2.14.0.txt says why) and the torch 2.14 CUDA library
+  # pins the image's older libraries serve.
+  PYTHONPATH=$path "$venv/bin/python" -m pip check 2>&1 | grep -v -E \
+    "^(vllm [0-9.]+ requires flashinfer-python,|vllm [0-9.]+ has requirement (numba|setuptools)|torch [0-9.]+ has requirement (cuda-toolkit|nvidia-)|mistral-common [0-9.]+ has requirement numpy|No broken requirements)" \
+    | grep -E "requires|has requirement" && { echo "pip check: the kit lacks the above"; status=1; }
+  PYTHONPATH=/tmp/site-peagle:$path "$venv/bin/python" - "$root" <<'PY' || status=1
 import importlib, sys
 root = sys.argv[1]
 import vllm
@@ -47,6 +59,10 @@ mods = ["torch", "torchvision", "transformers", "vllm.entrypoints.llm", "vllm.v1
         "vllm.v1.worker.gpu_worker", "vllm.model_executor.models.qwen3",
         "vllm.model_executor.models.llama_eagle3", "vllm.entrypoints.openai.api_server",
         "vllm_peagle.tools.bench", "vllm_peagle.tools.runner"]
+from importlib.metadata import requires
+if any(r.startswith("nvidia-cutlass-dsl") for r in requires("vllm") or []):
+    # Imported inside FlashAttention's backend on Hopper (0.33+), not at import.
+    mods += ["cutlass", "cutlass.cute", "quack"]
 if v2:
     mods += ["vllm.v1.worker.gpu.model_runner",
              "vllm_peagle.v1.worker.gpu.spec_decode.peagle.speculator"]
@@ -65,7 +81,7 @@ PY
       'import importlib.util as u, sys; sys.exit(0 if u.find_spec("vllm.v1.worker.gpu.spec_decode.speculator_config") else 1)'; then
     out=$(mktemp)
     ( cd "$root" && VLLM_TARGET_DEVICE=cpu VLLM_PEAGLE_TEST_ASSUME_TRITON=1 \
-      PYTHONPATH=/tmp/site-peagle:$site:$root "$venv/bin/python" tests/v1/worker/speculator_load.py \
+      PYTHONPATH=/tmp/site-peagle:$path:$root "$venv/bin/python" tests/v1/worker/speculator_load.py \
       vllm_peagle/trained_tiny/qwen3-target vllm_peagle/trained_tiny/qwen3-peagle "$out" \
       > /dev/null 2>&1 ) && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); \
 print('V2 speculator:', d.get('speculator'), d.get('draft_class'), d.get('load_error', 'loaded'))" "$out" \

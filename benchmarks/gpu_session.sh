@@ -42,7 +42,8 @@ run() {  # release gpus only tag [cpus] -> OUT/<device>-vllm-<release><tag>
   local release=$1 visible=$2 only=$3 tag=$4 cpus=${5:-}
   local pin=()
   [ -n "$cpus" ] && pin=(taskset -c "$cpus")
-  CUDA_VISIBLE_DEVICES=$visible PYTHONPATH=/tmp/site-peagle:/tmp/site-$release \
+  # .paths: what the site's .pth files add to sys.path (gpu_install.sh).
+  CUDA_VISIBLE_DEVICES=$visible PYTHONPATH=/tmp/site-peagle:/tmp/site-$release$(cat "/tmp/site-$release.paths" 2>/dev/null) \
     "${pin[@]}" python3 benchmarks/gpu_session.py "$out/$device-vllm-$release$tag" --only="$only" \
     > "$out/$device-vllm-$release$tag.log" 2>&1
 }
