@@ -46,7 +46,11 @@ sys.path.insert(0, ROOT)
 from dev.tiny import make_tiny  # noqa: E402
 from vllm_peagle import MODE_ENV  # noqa: E402
 from vllm_peagle.tools.bench import device_name  # noqa: E402
-from vllm_peagle.tools.runner import DEFAULT_PROMPTS, run_isolated  # noqa: E402
+from vllm_peagle.tools.runner import (  # noqa: E402
+    DEFAULT_PROMPTS,
+    ENGINE_LOG_ENV,
+    run_isolated,
+)
 
 
 class Session:
@@ -721,6 +725,9 @@ def main() -> int:
               f"steps: {', '.join(sorted(known))}", file=sys.stderr)
         return 2
     s = Session(out, smoke)
+    # A line per engine as it ends, in every runner process of this session:
+    # progress to watch, and what is left of a step stopped part-way.
+    os.environ[ENGINE_LOG_ENV] = os.path.join(out, "engines.jsonl")
     tiny = make_tiny(os.path.join(out, "tiny"), seed=0)
     # The tiny weights are float32 and the CPU suite runs them so; on the GPU
     # vLLM's "auto" dtype downcasts them to bf16 (the backends' fast path).

@@ -152,6 +152,7 @@ def test_session_gates_engine_steps_on_the_target_alone(tmp_path, monkeypatch, t
 
     ran = []
     monkeypatch.setattr(g, "run_isolated", fake_run_isolated)
+    monkeypatch.delenv(g.ENGINE_LOG_ENV, raising=False)  # main() sets it; restored after
     monkeypatch.setattr(g, "make_tiny", lambda out, seed=0: {"target": "tiny-target"})
     monkeypatch.setattr(g, "release_explicit", lambda s, tiny: ran.append("release_explicit"))
     monkeypatch.setattr(g, "pytest_tier", lambda s, files, name, env: ran.append(name))

@@ -215,6 +215,11 @@ def run_isolated(scenario: dict[str, Any] | list[dict[str, Any]], mode: str | No
     return result
 
 
+# Where run_scenarios appends one JSON line per engine as it ends (a GPU session's
+# progress, and what is left of a batch stopped part-way); unset: nowhere.
+ENGINE_LOG_ENV = "VLLM_PEAGLE_ENGINE_LOG"
+
+
 def run_scenarios(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each scenario's engine in turn, in this process: with vLLM's engine core
     in-process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) a tiny CPU engine then
@@ -227,6 +232,15 @@ def run_scenarios(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for scenario in scenarios:
         results.append(run_scenario(scenario, release=True))
         gc.collect()  # run_scenario's own reference to the engine is gone only now
+        if os.environ.get(ENGINE_LOG_ENV):
+            r = results[-1]
+            line = {"time": time.strftime("%H:%M:%S"), "model": scenario.get("model"),
+                    "speculative_config": scenario.get("speculative_config"),
+                    "mode": os.environ.get(MODE_ENV), "ok": r["ok"],
+                    "startup_s": r.get("startup_s"), "error": (r.get("error") or "")[-300:],
+                    "per_pos_acceptance": (r.get("stats") or {}).get("per_pos_acceptance_rates")}
+            with open(os.environ[ENGINE_LOG_ENV], "a") as f:
+                f.write(json.dumps(line) + "\n")
     return results
 
 
