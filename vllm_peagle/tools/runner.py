@@ -137,7 +137,7 @@ def run_scenario(scenario: dict[str, Any], release: bool = False) -> dict[str, A
     if "error_type" in result:
         # A half-built engine's GPU memory, freed only when collected, is freed
         # during the next engine's memory profiling, which vLLM then refuses
-        # ("Error in memory profiling": 7 of 18 engines of the 2026-12-05 GPU
+        # ("Error in memory profiling": 7 of 17 engines of the 2026-12-05 GPU
         # session, each after a failed one).
         free_device_memory()
         return result
