@@ -138,7 +138,9 @@ def run_scenario(scenario: dict[str, Any], release: bool = False) -> dict[str, A
         # A half-built engine's GPU memory, freed only when collected, is freed
         # during the next engine's memory profiling, which vLLM then refuses
         # ("Error in memory profiling": 7 of 17 engines of the 2026-12-05 GPU
-        # session, each after a failed one).
+        # session, each after a failed one).  Here, not in the except block:
+        # there the traceback still holds the half-built engine's frames, and
+        # the collection frees nothing (the test fails so).
         free_device_memory()
         return result
     result["startup_s"] = time.perf_counter() - started
