@@ -62,3 +62,42 @@ def test_each_engine_is_logged_as_it_ends(tmp_path, monkeypatch):
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(x["model"], x["ok"]) for x in lines] == [("a", True), ("broken", False), ("c", True)]
     assert "cutlass" in lines[1]["error"] and lines[0]["per_pos_acceptance"] == [0.5, 0.25]
+
+
+def test_engine_failing_in_generate_is_a_result_and_the_next_engine_runs(monkeypatch):
+    """An engine that starts but fails on its first real batch (a drafter's
+    decode path runs only there) is that scenario's result, shut down; the
+    scenarios after it in the same process still run."""
+    shut = []
+
+    class FakeEngine:
+        def __init__(self, model):
+            self.model = model
+            self.engine_core = self
+            self.vllm_config = None
+
+        def shutdown(self):
+            shut.append(self.model)
+
+    class FakeLLM:
+        def __init__(self, model, **kwargs):
+            self.llm_engine = FakeEngine(model)
+
+        def generate(self, prompts, params, use_tqdm=False):
+            if self.llm_engine.model == "breaks-in-decode":
+                raise IndexError("index 9 is out of bounds for dimension 0 with size 8")
+            out = type("Out", (), {"token_ids": [1, 2], "text": "a b"})()
+            return [type("Req", (), {"prompt_token_ids": [0], "outputs": [out]})()
+                    for _ in prompts]
+
+        def get_metrics(self):
+            return []
+
+    monkeypatch.setattr(vllm, "LLM", FakeLLM)
+    monkeypatch.setattr(runner, "speculative_summary", lambda config: None)
+    results = runner.run_scenarios([{"model": "breaks-in-decode"}, {"model": "fine"}])
+    assert [r["ok"] for r in results] == [False, True]
+    assert results[0]["failed_in"] == "generate" and results[0]["error_type"] == "IndexError"
+    assert "out of bounds" in results[0]["error"] and "IndexError" in results[0]["traceback"]
+    assert results[1]["token_ids"] == [[1, 2]] * len(results[1]["prompts"])
+    assert shut == ["breaks-in-decode", "fine"], "each engine is shut down, the failed one too"

@@ -119,9 +119,7 @@ def run_scenario(scenario: dict[str, Any], release: bool = False) -> dict[str, A
         return handle(record)
 
     plugin_logger.handle = keep
-    from vllm import LLM, SamplingParams
-
-    from vllm_peagle.tools.spec_decode_stats import compute_spec_decode_stats
+    from vllm import LLM
 
     result: dict[str, Any] = {"scenario": scenario, "ok": False,
                               "plugin_records": plugin_records}
@@ -149,6 +147,29 @@ def run_scenario(scenario: dict[str, Any], release: bool = False) -> dict[str, A
 
     result["vllm_version"] = vllm.__version__
 
+    try:
+        _generate(llm, scenario, result)
+    except Exception as e:  # noqa: BLE001 - as at start-up, the error is the result
+        # An engine that started may still fail on its first real batches (a
+        # drafter's decode path runs only there); the engines after it in this
+        # process still run.
+        result.update(ok=False, error_type=type(e).__name__, error=str(e).strip()[-4000:],
+                      traceback=traceback.format_exc()[-4000:], failed_in="generate")
+    if release:
+        try:
+            shutdown_engine(llm)
+        except Exception as e:  # noqa: BLE001 - an engine that failed may not stop cleanly
+            result["shutdown_error"] = f"{type(e).__name__}: {str(e)[-500:]}"
+            free_device_memory()
+    return result
+
+
+def _generate(llm: Any, scenario: dict[str, Any], result: dict[str, Any]) -> None:
+    """Greedy generation of the scenario's prompts, into ``result``."""
+    from vllm import SamplingParams
+
+    from vllm_peagle.tools.spec_decode_stats import compute_spec_decode_stats
+
     # A prompt is text or {"prompt_token_ids": [...]}.
     prompts = scenario.get("prompts") or DEFAULT_PROMPTS
     n_logprobs = scenario.get("logprobs")
@@ -174,9 +195,6 @@ def run_scenario(scenario: dict[str, Any], release: bool = False) -> dict[str, A
         result["gsm8k"] = evaluate_gsm8k(llm, limit=int(scenario["gsm8k_limit"]))
         result["stats_after_gsm8k"] = compute_spec_decode_stats(llm.get_metrics())
     result["ok"] = True
-    if release:
-        shutdown_engine(llm)
-    return result
 
 
 def run_isolated(scenario: dict[str, Any] | list[dict[str, Any]], mode: str | None = None,
@@ -240,6 +258,8 @@ def run_scenarios(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "speculative_config": scenario.get("speculative_config"),
                     "mode": os.environ.get(MODE_ENV), "ok": r["ok"],
                     "startup_s": r.get("startup_s"), "error": (r.get("error") or "")[-300:],
+                    # Where it failed: read from the log while the batch runs on.
+                    "traceback": (r.get("traceback") or "")[-1500:] or None,
                     "per_pos_acceptance": (r.get("stats") or {}).get("per_pos_acceptance_rates")}
             with open(os.environ[ENGINE_LOG_ENV], "a") as f:
                 f.write(json.dumps(line) + "\n")
