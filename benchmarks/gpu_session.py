@@ -7,7 +7,8 @@
 2. ``release_explicit``: the same with every draft given explicitly (vLLM 0.34
    refuses a local verifier behind a checkpoint given as the model), the trained
    pairs' per-position acceptance on GSM8K questions (``GSM8K_PROMPTS``), and the
-   stand-in hub's checkpoint as the model: one step for 0.33 (V1) and 0.34 (V2);
+   stand-in hub's checkpoint as the model: one step for 0.33 (V1) and 0.34 (V2),
+   or its parts alone (``release_explicit_trained``, ``release_explicit_zoo``);
    ``window``: the committed windowed draft, its window kept and dropped, per
    plugin mode; ``auto`` fails where they draft alike (issue 32's guard);
 3. pytest: the config tier (register, check, pre-flight, speculative_config through
@@ -26,8 +27,8 @@ at once, and every other step, then the last job, runs on the last GPU.
 
 Writes ``OUT/gpu_session.json`` after every step and prints a short table last.
 usage: python benchmarks/gpu_session.py OUT [--smoke]
-       [--only=release,release_tp2,release_explicit,window,trained,serve_sc,config,offline,
-               serve,bench]
+       [--only=release,release_tp2,release_explicit[_trained|_zoo],window,trained,serve_sc,
+               config,offline,serve,bench]
 (default: release,serve_sc,config; --smoke: CPU-sized, for a dry run)
 """
 
@@ -234,44 +235,53 @@ def gsm8k_prompts(n: int) -> list[str]:
     return [f"Question: {r['question']}\nAnswer:" for r in rows[:n]]
 
 
-def release_explicit(s: Session, tiny: dict) -> None:
+def release_explicit(s: Session, tiny: dict, parts: tuple[str, ...] = ("trained", "zoo")
+                     ) -> None:
     """The same PEagle engines on every release from 0.22 (V1 runner) to 0.34
     (this package's V2 speculator), every draft given explicitly: the trained
     tiny pairs (eager and CUDA graphs; per-position acceptance on GSM8K
     questions, float32, to compare between releases on one machine), a user's
-    K, Eagle3 beside them, the zoo's GPU subset, and the stand-in hub's
-    checkpoint as the model (hub ids: dev/hub_standin.py); ``auto`` against
-    the targets alone, and ``off``."""
+    K, Eagle3 beside them (part ``trained``); the zoo's GPU subset, the stand-in
+    hub's checkpoint as the model (hub ids: dev/hub_standin.py) and ``off``
+    (part ``zoo``); ``auto`` against the targets alone.  The parts can run as
+    steps of their own (``release_explicit_trained``, ``release_explicit_zoo``):
+    one machine's half hour holds both releases' trained part, not both
+    releases' whole step."""
     from dev.hub_standin import STANDIN_DRAFTS, build_standin_hub
     from dev.zoo import BY_NAME, accepted_drafts, zoo_paths
     from vllm_peagle.tools.trained import ensure_trained_tiny
 
     trained = ensure_trained_tiny(os.path.join(s.out, "trained"))
-    zoo, zoo_targets = zoo_paths(tiny, os.path.join(s.out, "zoo"), ZOO_GPU_SUBSET)
     gsm8k = {"prompts": gsm8k_prompts(16), "max_tokens": 64}
     base = {"prompts": DEFAULT_PROMPTS, "max_tokens": 32}
     kw = dict(TINY_ENGINE_KWARGS)
     named: dict[str, dict] = {}
     # speculative run -> the run of its target alone (same prompts, dtype, graphs)
     target_of: dict[str, str] = {}
-    for arch, (target, draft) in {"llama": ("target", "peagle"),
-                                  "qwen3": ("qwen3-target", "qwen3-peagle")}.items():
-        for graphs in (False, True):
-            tag = f"trained-{arch}" + ("-cudagraphs" if graphs else "")
-            named[tag] = dict(gsm8k, model=trained[target], cudagraphs=graphs,
-                              speculative_config={"model": trained[draft]})
-            named[f"{tag}:target"] = dict(gsm8k, model=trained[target], cudagraphs=graphs)
-            target_of[tag] = f"{tag}:target"
-    named["trained-llama-k2"] = dict(gsm8k, model=trained["target"], speculative_config={
-        "model": trained["peagle"], "method": "peagle", "num_speculative_tokens": 2})
-    named["trained-eagle3"] = dict(gsm8k, model=trained["target"], speculative_config={
-        "model": trained["eagle3"], "method": "eagle3", "num_speculative_tokens": 4})
-    target_of["trained-llama-k2"] = target_of["trained-eagle3"] = "trained-llama:target"
-    for name, path in zoo.items():
-        named[f"zoo:{name}"] = dict(base, **explicit_request(BY_NAME[name], path, zoo_targets))
-        target_of[f"zoo:{name}"] = f"zoo:{BY_NAME[name].arch}:target"
-    for arch, path in zoo_targets.items():
-        named[f"zoo:{arch}:target"] = dict(base, model=path)
+    if "trained" in parts:
+        for arch, (target, draft) in {"llama": ("target", "peagle"),
+                                      "qwen3": ("qwen3-target", "qwen3-peagle")}.items():
+            for graphs in (False, True):
+                tag = f"trained-{arch}" + ("-cudagraphs" if graphs else "")
+                named[tag] = dict(gsm8k, model=trained[target], cudagraphs=graphs,
+                                  speculative_config={"model": trained[draft]})
+                named[f"{tag}:target"] = dict(gsm8k, model=trained[target], cudagraphs=graphs)
+                target_of[tag] = f"{tag}:target"
+        named["trained-llama-k2"] = dict(gsm8k, model=trained["target"], speculative_config={
+            "model": trained["peagle"], "method": "peagle", "num_speculative_tokens": 2})
+        named["trained-eagle3"] = dict(gsm8k, model=trained["target"], speculative_config={
+            "model": trained["eagle3"], "method": "eagle3", "num_speculative_tokens": 4})
+        target_of["trained-llama-k2"] = target_of["trained-eagle3"] = "trained-llama:target"
+    if "zoo" in parts:
+        zoo, zoo_targets = zoo_paths(tiny, os.path.join(s.out, "zoo"), ZOO_GPU_SUBSET)
+        for name, path in zoo.items():
+            named[f"zoo:{name}"] = dict(base, **explicit_request(BY_NAME[name], path,
+                                                                 zoo_targets))
+            target_of[f"zoo:{name}"] = f"zoo:{BY_NAME[name].arch}:target"
+        for arch, path in zoo_targets.items():
+            named[f"zoo:{arch}:target"] = dict(base, model=path)
+        # The hub checkpoint's runs are held to the trained Qwen3 target alone.
+        named["trained-qwen3:target"] = dict(gsm8k, model=trained["qwen3-target"])
     scenarios = {}
     for name, spec in named.items():
         spec = dict(spec)
@@ -280,19 +290,22 @@ def release_explicit(s: Session, tiny: dict) -> None:
     env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
     runs = dict(zip(scenarios, run_isolated(list(scenarios.values()), mode="auto", env=env,
                                              timeout=1500)))
-    # The checkpoint as the model, its verifier a hub id (the stand-in hub).
-    hub_env = dict(env, **build_standin_hub(os.path.join(s.out, "hub")))
-    hub_id = STANDIN_DRAFTS["qwen3-peagle"]
-    hub_runs = run_isolated([dict(gsm8k, model=hub_id, llm_kwargs=dict(kw)),
-                             dict(gsm8k, model=hub_id, llm_kwargs=dict(kw),
-                                  speculative_config={"num_speculative_tokens": 3})],
-                            mode="auto", env=hub_env, timeout=900)
-    runs["hub-checkpoint"], runs["hub-checkpoint-k3"] = hub_runs
-    target_of["hub-checkpoint"] = target_of["hub-checkpoint-k3"] = "trained-qwen3:target"
-    # off: vLLM alone on the explicit trained draft (0.34: its own error).
-    off = run_isolated([dict(scenarios["trained-llama"], speculative_config={
-        "model": trained["peagle"], "method": "eagle3", "parallel_drafting": True,
-        "num_speculative_tokens": 4})], mode="off", env=env, timeout=900)[0]
+    off = None
+    if "zoo" in parts:
+        # The checkpoint as the model, its verifier a hub id (the stand-in hub).
+        hub_env = dict(env, **build_standin_hub(os.path.join(s.out, "hub")))
+        hub_id = STANDIN_DRAFTS["qwen3-peagle"]
+        hub_runs = run_isolated([dict(gsm8k, model=hub_id, llm_kwargs=dict(kw)),
+                                 dict(gsm8k, model=hub_id, llm_kwargs=dict(kw),
+                                      speculative_config={"num_speculative_tokens": 3})],
+                                mode="auto", env=hub_env, timeout=900)
+        runs["hub-checkpoint"], runs["hub-checkpoint-k3"] = hub_runs
+        target_of["hub-checkpoint"] = target_of["hub-checkpoint-k3"] = "trained-qwen3:target"
+        # off: vLLM alone on the explicit trained draft (0.34: its own error).
+        off = run_isolated([dict(gsm8k, model=trained["target"], llm_kwargs=dict(kw),
+                                 speculative_config={
+            "model": trained["peagle"], "method": "eagle3", "parallel_drafting": True,
+            "num_speculative_tokens": 4})], mode="off", env=env, timeout=900)[0]
     checks = {}
     for name, r in runs.items():
         if name.endswith(":target"):
@@ -312,11 +325,12 @@ def release_explicit(s: Session, tiny: dict) -> None:
                                           and r["token_ids"] == target["token_ids"]),
             "startup_s": r.get("startup_s")}
     s.step("release_explicit", {
-        "checks": checks,
+        "parts": list(parts), "checks": checks,
         "targets_ok": {n: r["ok"] for n, r in runs.items() if n.endswith(":target")},
-        "off": {"ok": off["ok"], "error": None if off["ok"] else (off.get("error") or "")[-800:],
-                "per_pos_acceptance": (off.get("stats") or {}).get("per_pos_acceptance_rates"),
-                "accepted": accepted_drafts(off) if off["ok"] else None}})
+        "off": off and {
+            "ok": off["ok"], "error": None if off["ok"] else (off.get("error") or "")[-800:],
+            "per_pos_acceptance": (off.get("stats") or {}).get("per_pos_acceptance_rates"),
+            "accepted": accepted_drafts(off) if off["ok"] else None}})
 
 
 def fc_norm(s: Session, tiny: dict) -> None:
@@ -551,7 +565,8 @@ PROFILE_JOBS = {"profile_peagle": (["none", "peagle"], ["7"], ["1"]),
                 # Issue 31: PEagle K=3 and 7 on 0.34's V2 runner beside 0.33's V1.
                 "profile_peagle_k37": (["none", "peagle"], ["3", "7"], ["1"])}
 # Steps that start engines; engine_gate runs before the first of them.
-ENGINE_STEPS = {"release", "release_zoo", "release_tp2", "release_explicit", "window",
+ENGINE_STEPS = {"release", "release_zoo", "release_tp2", "release_explicit",
+                "release_explicit_trained", "release_explicit_zoo", "window",
                 "fc_norm", "profile", *PROFILE_JOBS, "sweep", "trained", "offline",
                 "serve_sc", "serve", "bench"}
 
@@ -648,9 +663,10 @@ def table(s: Session) -> str:
                 f"{c['ids_equal_target_only']}" if c["ok"]
                 else f"FAILS: {(c['error'] or '')[-150:]}") + " |")
         off = r["off"]
-        rows.append("| explicit, off | " + (
-            f"runs, accepted {off['accepted']}" if off["ok"]
-            else f"fails: {(off['error'] or '')[-150:]}") + " |")
+        if off:  # only the zoo part runs it
+            rows.append("| explicit, off | " + (
+                f"runs, accepted {off['accepted']}" if off["ok"]
+                else f"fails: {(off['error'] or '')[-150:]}") + " |")
     if "fc_norm" in st:
         r = st["fc_norm"]
         rows.append(f"| fc_norm: rms_norm kernel | {r['rms_norm_kernel']} |")
@@ -715,7 +731,8 @@ def main() -> int:
     # the plain serve test (both proved on 0.21.0 before) and the sweep run
     # only when asked for.
     steps = only[0].split(",") if only else ["release", "serve_sc", "config"]
-    known = {"release", "release_zoo", "release_tp2", "release_explicit", "window", "fc_norm",
+    known = {"release", "release_zoo", "release_tp2", "release_explicit",
+             "release_explicit_trained", "release_explicit_zoo", "window", "fc_norm",
              "profile",
              *PROFILE_JOBS,
              "sweep", "trained", "config", "offline", "serve_sc", "serve",
@@ -761,8 +778,10 @@ def main() -> int:
         guarded("release_tp1", release, s, tiny, 1, True)
     if "release_tp2" in steps:
         guarded("release_tp2", release, s, tiny, 2)
-    if "release_explicit" in steps:
-        guarded("release_explicit", release_explicit, s, tiny)
+    explicit = tuple(part for part in ("trained", "zoo")
+                     if "release_explicit" in steps or f"release_explicit_{part}" in steps)
+    if explicit:
+        guarded("release_explicit", release_explicit, s, tiny, explicit)
     if "window" in steps:
         guarded("window", window, s)
     if "fc_norm" in steps:

@@ -154,7 +154,8 @@ def test_session_gates_engine_steps_on_the_target_alone(tmp_path, monkeypatch, t
     monkeypatch.setattr(g, "run_isolated", fake_run_isolated)
     monkeypatch.delenv(g.ENGINE_LOG_ENV, raising=False)  # main() sets it; restored after
     monkeypatch.setattr(g, "make_tiny", lambda out, seed=0: {"target": "tiny-target"})
-    monkeypatch.setattr(g, "release_explicit", lambda s, tiny: ran.append("release_explicit"))
+    monkeypatch.setattr(g, "release_explicit",
+                        lambda s, tiny, parts: ran.append("release_explicit"))
     monkeypatch.setattr(g, "pytest_tier", lambda s, files, name, env: ran.append(name))
     monkeypatch.setattr(sys, "argv", ["gpu_session.py", str(tmp_path),
                                       "--only=release_explicit,config"])
@@ -169,6 +170,24 @@ def test_session_gates_engine_steps_on_the_target_alone(tmp_path, monkeypatch, t
     else:
         assert "cutlass" in steps["engine_gate"]["error"]
         assert ran == ["config_tier"]  # config level needs no engine
+
+
+@pytest.mark.parametrize("only,parts", [
+    ("release_explicit", ("trained", "zoo")), ("release_explicit_trained", ("trained",)),
+    ("release_explicit_zoo", ("zoo",)), ("release_explicit_zoo,release_explicit_trained",
+                                         ("trained", "zoo"))])
+def test_session_runs_the_explicit_parts_asked_for(tmp_path, monkeypatch, only, parts):
+    """``release_explicit`` is the trained pairs and the zoo; each part alone is
+    a step of its own (a half-hour machine holds two releases' trained part)."""
+    g = _gpu_session()
+    ran = []
+    monkeypatch.setattr(g, "run_isolated", lambda *a, **k: {"ok": True, "startup_s": 1.0})
+    monkeypatch.delenv(g.ENGINE_LOG_ENV, raising=False)
+    monkeypatch.setattr(g, "make_tiny", lambda out, seed=0: {"target": "tiny-target"})
+    monkeypatch.setattr(g, "release_explicit", lambda s, tiny, parts: ran.append(parts))
+    monkeypatch.setattr(sys, "argv", ["gpu_session.py", str(tmp_path), f"--only={only}"])
+    assert g.main() == 0
+    assert ran == [parts]
 
 
 @pytest.mark.parametrize("gpus", [0, 1, 2, 3, 4, 8])
