@@ -101,3 +101,23 @@ def test_engine_failing_in_generate_is_a_result_and_the_next_engine_runs(monkeyp
     assert "out of bounds" in results[0]["error"] and "IndexError" in results[0]["traceback"]
     assert results[1]["token_ids"] == [[1, 2]] * len(results[1]["prompts"])
     assert shut == ["breaks-in-decode", "fine"], "each engine is shut down, the failed one too"
+
+
+def test_each_engine_starts_with_cudagraph_capture_enabled(monkeypatch):
+    """vLLM's V1 runner turns its process-wide capture guard off after its
+    capture; the next engine in the process starts as in a fresh process."""
+    from vllm.compilation import monitor
+
+    seen = []
+
+    class RecordingLLM:
+        def __init__(self, model, **kwargs):
+            seen.append(monitor.cudagraph_capturing_enabled)
+            # As vLLM's V1 runner leaves it once its capture has ended.
+            monitor.set_cudagraph_capturing_enabled(False)
+            raise RuntimeError("stop after recording")
+
+    monkeypatch.setattr(vllm, "LLM", RecordingLLM)
+    monkeypatch.setattr(monitor, "cudagraph_capturing_enabled", False)
+    runner.run_scenarios([{"model": "a"}, {"model": "b"}])
+    assert seen == [True, True]

@@ -85,6 +85,20 @@ def shutdown_engine(llm: Any) -> None:
     free_device_memory()
 
 
+def enable_cudagraph_capture() -> None:
+    """Turn vLLM's process-wide CUDA graph capture guard back on, as a fresh
+    process has it.  vLLM's V1 runner (through 0.33) turns it off when its
+    capture ends and never on again before the next engine's warm-up: on 0.33.0
+    every CUDA-graph engine after the first in one process failed ("CUDA graph
+    capturing detected at an inappropriate time", H100, 2026-12-05)."""
+    try:
+        from vllm.compilation import monitor
+    except ImportError:
+        return
+    if hasattr(monitor, "set_cudagraph_capturing_enabled"):
+        monitor.set_cudagraph_capturing_enabled(True)
+
+
 def free_device_memory() -> None:
     """Collect what a finished or half-built engine left, and hand its GPU
     memory back now, before the next engine in this process measures what is
@@ -126,6 +140,7 @@ def run_scenario(scenario: dict[str, Any], release: bool = False) -> dict[str, A
     kwargs = dict(scenario.get("llm_kwargs") or {})
     if scenario.get("speculative_config") is not None:
         kwargs["speculative_config"] = scenario["speculative_config"]
+    enable_cudagraph_capture()
     started = time.perf_counter()
     try:
         llm = LLM(model=scenario["model"], disable_log_stats=False, **kwargs)
