@@ -680,8 +680,10 @@ def table(s: Session) -> str:
                 p = row.get("profile") or {}
                 phases = p.get("phases") or {}
 
-                def gpu(name, phases=phases):
-                    ph = phases.get(name)
+                def gpu(*names, phases=phases):
+                    # The first phase the runner has: V1's names, then V2's
+                    # (vllm_peagle/tools/worker_probe.py labels both).
+                    ph = next((phases[n] for n in names if n in phases), None)
                     return "-" if ph is None else f"{ph['gpu_ms_per_step']:.2f}"
                 rows.append(
                     f"| {key} {row['method']} L{row['draft_layers']} K{row['k']} "
@@ -689,7 +691,8 @@ def table(s: Session) -> str:
                     + (f", JIT in timed steps {sorted(set(row['jit_in_timed_steps']))}"
                        if row.get("jit_in_timed_steps") else "")
                     + (f"; profiled: GPU busy {p['gpu_busy_ms_per_step']:.2f}, target fwd "
-                       f"{gpu('target: forward')}, draft {gpu('draft: all')} (fwd "
+                       f"{gpu('target: forward', 'step: execute_model (target)')}, draft "
+                       f"{gpu('draft: all', 'draft: propose')} (fwd "
                        f"{gpu('draft: forward')}), sample {gpu('sampling and rejection')}"
                        if "phases" in p else f"; profile: {p.get('error', 'none')[:80]}")
                     + " |")
