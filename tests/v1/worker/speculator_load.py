@@ -58,6 +58,15 @@ def main() -> int:
         else:
             result["draft_class"] = type(speculator.model).__qualname__
             result["draft_layers"] = sorted(speculator.draft_attn_layer_names)
+            # Each draft attention layer's window: what its KV cache spec, and
+            # so the backend, gets (None: full attention).
+            from vllm.config import get_layers_from_vllm_config
+            from vllm.model_executor.layers.attention_layer_base import AttentionLayerBase
+
+            layers = get_layers_from_vllm_config(config, AttentionLayerBase)
+            result["draft_sliding_windows"] = {
+                name: getattr(layers[name], "sliding_window", None)
+                for name in result["draft_layers"]}
             result["mask_hidden_state"] = speculator.mask_hidden_state.tolist()
     with open(out_path, "w") as f:
         json.dump(result, f)

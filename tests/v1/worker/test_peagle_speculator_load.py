@@ -54,3 +54,30 @@ def test_speculator_loads_the_draft_and_its_mask_hidden(trained_models, tmp_path
     expected = weights["fc.weight"].float() @ weights["mask_hidden"].float().reshape(-1)
     torch.testing.assert_close(torch.tensor(result["mask_hidden_state"]), expected,
                                rtol=1e-4, atol=1e-4)
+    # Full-attention drafts: no layer gets a window.
+    assert set(result["draft_sliding_windows"].values()) == {None}
+
+
+def test_speculator_gives_each_draft_layer_its_window(trained_models, tmp_path):
+    """The Qwen3 draft trained with a 32-token window (every layer
+    ``sliding_attention``): loaded through the V2 speculator, each draft
+    attention layer holds that window, which its KV cache spec and the attention
+    backend take from it (issue 32: a drafter that drops the window drafts with
+    context the draft was never trained on)."""
+    if not _door():
+        pytest.skip("vLLM < 0.34: no V2 speculator to load (its matrix venv runs this)")
+    draft = trained_models["qwen3-peagle-window32"]
+    out = tmp_path / "out.json"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "speculator_load.py"),
+         trained_models["qwen3-target"], draft, str(out)],
+        capture_output=True, text=True, timeout=600, cwd=os.path.dirname(os.path.dirname(HERE)))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(out.read_text())
+    assert "load_error" not in result, result["load_error"]
+    with open(os.path.join(draft, "config.json")) as f:
+        layer_config = json.load(f)["transformer_layer_config"]
+    assert set(layer_config["layer_types"]) == {"sliding_attention"}
+    windows = result["draft_sliding_windows"]
+    assert len(windows) == layer_config["num_hidden_layers"]
+    assert set(windows.values()) == {layer_config["sliding_window"]}
