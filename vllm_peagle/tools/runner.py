@@ -99,6 +99,13 @@ def enable_cudagraph_capture() -> None:
         monitor.set_cudagraph_capturing_enabled(True)
 
 
+def _error_fields(e: Exception) -> dict[str, str]:
+    """An engine's error as a result records it; called inside the except block
+    (the traceback is the one being handled)."""
+    return {"error_type": type(e).__name__, "error": str(e).strip()[-4000:],
+            "traceback": traceback.format_exc()[-4000:]}
+
+
 def free_device_memory() -> None:
     """Collect what a finished or half-built engine left, and hand its GPU
     memory back now, before the next engine in this process measures what is
@@ -145,8 +152,7 @@ def run_scenario(scenario: dict[str, Any], release: bool = False) -> dict[str, A
     try:
         llm = LLM(model=scenario["model"], disable_log_stats=False, **kwargs)
     except Exception as e:  # the error is the result (e.g. vLLM without the plugin)
-        result.update(error_type=type(e).__name__, error=str(e).strip()[-4000:],
-                      traceback=traceback.format_exc()[-4000:])
+        result.update(_error_fields(e))
     if "error_type" in result:
         # A half-built engine's GPU memory, freed only when collected, is freed
         # during the next engine's memory profiling, which vLLM then refuses
@@ -168,8 +174,7 @@ def run_scenario(scenario: dict[str, Any], release: bool = False) -> dict[str, A
         # An engine that started may still fail on its first real batches (a
         # drafter's decode path runs only there); the engines after it in this
         # process still run.
-        result.update(ok=False, error_type=type(e).__name__, error=str(e).strip()[-4000:],
-                      traceback=traceback.format_exc()[-4000:], failed_in="generate")
+        result.update(_error_fields(e), ok=False, failed_in="generate")
     if release:
         try:
             shutdown_engine(llm)
