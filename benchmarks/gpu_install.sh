@@ -28,7 +28,8 @@ for dir in wh/vllm-*; do
     install "/tmp/site-$v" wh/common/*.whl "$dir"/*.whl &
   fi
 done
-install /tmp/site-peagle "$pkg"/*.whl &
+# Once, where several kits are installed in turn (gpu_session.sh's WH).
+[ -d /tmp/site-peagle/vllm_peagle ] || install /tmp/site-peagle "$pkg"/*.whl &
 wait
 for dir in wh/vllm-*; do
   v=${dir#wh/vllm-}

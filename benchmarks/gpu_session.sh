@@ -4,6 +4,8 @@
 # gathered in $WH; this package's wheel in $PKG), then runs
 # benchmarks/gpu_session.py for each job with its release's site on PYTHONPATH,
 # results in OUT/<device>-vllm-<version>[-tag]/.  Prints each job's short table last.
+# WH: the staged wheelhouse folder, or several split by spaces (a torch 2.11 kit
+#   for 0.20-0.24 beside the torch 2.14 one for 0.33/0.34), each installed in turn.
 # usage: PLAN="0/0.21.0/sweep>0/0.21.0/profile_peagle_l4 1/0.20.2/release ; 0,1/0.21.0/release_tp2" \
 #          bash benchmarks/gpu_session.sh OUT
 #   PLAN: phases one after another, split by ";"; a phase's jobs side by side,
@@ -25,7 +27,7 @@ ONLY=${ONLY:-release}
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
 if [ ! -f /tmp/site-peagle/.installed ]; then
-  bash benchmarks/gpu_install.sh "$WH" "$PKG"
+  for stage in $WH; do bash benchmarks/gpu_install.sh "$stage" "$PKG"; done
   touch /tmp/site-peagle/.installed
 fi
 export VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1
