@@ -10,7 +10,7 @@ OUT/window_acceptance.json.  The GPU session's ``window`` step runs the same
 (``measure``) and fails where the two are equal: the window was dropped.
 
 usage: python benchmarks/window_acceptance.py OUT [--draft DIR] [--gsm8k TEST_JSONL]
-       [--questions N] [--max-tokens N] [--mode auto|force]
+       [--questions N] [--max-tokens N] [--mode auto|force|off]
 """
 
 from __future__ import annotations
@@ -78,8 +78,13 @@ def measure(work: str, prompts: list[str], llm_kwargs: dict, mode: str = "auto",
         drafts["trained with full attention"] = trained["qwen3-peagle"]
     base = {"model": verifier, "prompts": prompts, "max_tokens": max_tokens,
             "llm_kwargs": llm_kwargs}
-    scenarios = [base] + [dict(base, llm_kwargs=dict(llm_kwargs, speculative_config={
-        "model": d, "method": "peagle", "num_speculative_tokens": 4})) for d in drafts.values()]
+    # "peagle" is a method only where the plugin adds it; vLLM alone (``off``) runs
+    # a PEagle draft given explicitly as Eagle3 drafting in parallel (without a
+    # method it would take the draft for a standalone draft model).
+    method = ({"method": "eagle3", "parallel_drafting": True} if mode == "off"
+              else {"method": "peagle"})
+    scenarios = [base] + [dict(base, llm_kwargs=dict(llm_kwargs, speculative_config=dict(
+        method, model=d, num_speculative_tokens=4))) for d in drafts.values()]
     runs = run_isolated(scenarios, mode=mode, env={"VLLM_ENABLE_V1_MULTIPROCESSING": "0"},
                         timeout=1800)
     target, results = runs[0], {}
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    "test.jsonl"))
     p.add_argument("--questions", type=int, default=16)
     p.add_argument("--max-tokens", type=int, default=64)
-    p.add_argument("--mode", default="auto", choices=("auto", "force"))
+    p.add_argument("--mode", default="auto", choices=("auto", "force", "off"))
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     kw = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "dtype": "float32",
