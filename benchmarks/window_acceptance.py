@@ -1,6 +1,7 @@
 """What keeping a draft's sliding window is worth: a PEagle draft trained with
-every layer sliding a window (``vllm_peagle/trained_tiny/qwen3-peagle-window32``,
-made by ``python -m dev.train_tiny DIR --archs qwen3 --sliding-window 32``),
+every layer sliding a window (``vllm_peagle/trained_tiny/qwen3-peagle-window32``
+and ``llama-peagle-window32``, made by ``python -m dev.train_tiny DIR --archs
+qwen3|llama --sliding-window 32``),
 served on GSM8K 5-shot prompts far longer than the window, once as its config
 says (the window kept) and once with the window taken out of its config (the
 same weights over full attention: what a drafter that drops the window, as vLLM
@@ -9,8 +10,8 @@ and of the committed full-attention draft of the same pair beside them; writes
 OUT/window_acceptance.json.  The GPU session's ``window`` step runs the same
 (``measure``) and fails where the two are equal: the window was dropped.
 
-usage: python benchmarks/window_acceptance.py OUT [--draft DIR] [--gsm8k TEST_JSONL]
-       [--questions N] [--max-tokens N] [--mode auto|force|off]
+usage: python benchmarks/window_acceptance.py OUT [--windowed NAME | --draft DIR]
+       [--gsm8k TEST_JSONL] [--questions N] [--max-tokens N] [--mode auto|force|off]
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from vllm_peagle.tools.runner import run_isolated  # noqa: E402
 from vllm_peagle.tools.trained import ensure_trained_tiny  # noqa: E402
 
 WINDOW_FIELDS = ("layer_types", "sliding_window", "use_sliding_window")
-WINDOWED_DRAFT = "qwen3-peagle-window32"
+# Each committed windowed draft (every layer a 32-token window) and the committed
+# draft of the same pair trained with full attention.
+WINDOWED_DRAFTS = {"qwen3-peagle-window32": "qwen3-peagle", "llama-peagle-window32": "peagle"}
 
 
 def fewshot_prompts(test_jsonl: str, n: int, shots: int = 5) -> list[str]:
@@ -63,19 +66,21 @@ def without_window(draft: str, out: str) -> str:
 
 
 def measure(work: str, prompts: list[str], llm_kwargs: dict, mode: str = "auto",
-            max_tokens: int = 64, draft: str | None = None) -> dict:
-    """The windowed draft kept and dropped (and the committed full-attention
-    draft beside them, when ``draft`` is the committed one), K=4, greedy; each
-    draft's per-position acceptance and whether its ids equal the target's."""
+            max_tokens: int = 64, draft: str | None = None,
+            windowed: str = "qwen3-peagle-window32") -> dict:
+    """A windowed draft (``draft``, else the committed ``windowed``) kept and
+    dropped (and the committed full-attention draft of its pair beside them, for
+    a committed one), K=4, greedy; each draft's per-position acceptance and
+    whether its ids equal the target's."""
     trained = ensure_trained_tiny(os.path.join(work, "trained"))
-    draft = draft or trained[WINDOWED_DRAFT]
+    draft = draft or trained[windowed]
     with open(os.path.join(draft, "config.json")) as f:
         config = json.load(f)
     verifier = config["speculators_config"]["verifier"]["name_or_path"]
     drafts = {"window kept": draft,
               "window dropped": without_window(draft, os.path.join(work, "window-dropped"))}
-    if draft == trained[WINDOWED_DRAFT]:
-        drafts["trained with full attention"] = trained["qwen3-peagle"]
+    if draft == trained[windowed]:
+        drafts["trained with full attention"] = trained[WINDOWED_DRAFTS[windowed]]
     base = {"model": verifier, "prompts": prompts, "max_tokens": max_tokens,
             "llm_kwargs": llm_kwargs}
     # "peagle" is a method only where the plugin adds it; vLLM alone (``off``) runs
@@ -101,7 +106,7 @@ def measure(work: str, prompts: list[str], llm_kwargs: dict, mode: str = "auto",
             "draft_architectures": sc.get("draft_architectures")}
     kept, dropped = results["window kept"], results["window dropped"]
     return {"date": time.strftime("%Y-%m-%d"), "vllm_version": target.get("vllm_version"),
-            "mode": mode, "window": config["transformer_layer_config"].get("sliding_window"),
+            "mode": mode, "draft": windowed if draft == trained[windowed] else draft, "window": config["transformer_layer_config"].get("sliding_window"),
             "questions": len(prompts), "max_tokens": max_tokens, "target_ok": target["ok"],
             "error": None if target["ok"] else (target.get("error") or "")[-800:],
             # Equal rates: the window changed nothing, i.e. it was dropped.
@@ -112,7 +117,8 @@ def measure(work: str, prompts: list[str], llm_kwargs: dict, mode: str = "auto",
 
 
 def table(record: dict) -> str:
-    lines = [f"vLLM {record['vllm_version']}, VLLM_PEAGLE_MODE={record['mode']}, window "
+    lines = [f"vLLM {record['vllm_version']}, VLLM_PEAGLE_MODE={record['mode']}, "
+             f"{record['draft']}, window "
              f"{record['window']}; {record['questions']} GSM8K 5-shot prompts, "
              f"{record['max_tokens']} tokens each, K=4; window applied: "
              f"{record['window_applied']}",
@@ -131,8 +137,9 @@ def table(record: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python benchmarks/window_acceptance.py")
     p.add_argument("out")
-    p.add_argument("--draft", default=None, help="a windowed draft (default: the committed "
-                   f"{WINDOWED_DRAFT})")
+    p.add_argument("--windowed", default="qwen3-peagle-window32", choices=WINDOWED_DRAFTS,
+                   help="the committed windowed draft")
+    p.add_argument("--draft", default=None, help="another windowed draft (a directory)")
     p.add_argument("--gsm8k", default=os.path.join(ROOT, "..", "shared", "data", "gsm8k",
                                                    "test.jsonl"))
     p.add_argument("--questions", type=int, default=16)
@@ -143,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     kw = {"gpu_memory_utilization": 0.3, "max_model_len": 2048, "dtype": "float32",
           "enforce_eager": True}
     record = measure(args.out, fewshot_prompts(args.gsm8k, args.questions), kw, args.mode,
-                     args.max_tokens, args.draft)
+                     args.max_tokens, args.draft, args.windowed)
     with open(os.path.join(args.out, "window_acceptance.json"), "w") as f:
         json.dump(record, f, indent=2)
     print(table(record))

@@ -99,7 +99,7 @@ def test_committed_models_are_complete_and_check_clean(tmp_path, capsys):
             # The copy points at the copied verifier, so check finds it anywhere.
             verifier = config["speculators_config"]["verifier"]["name_or_path"]
             assert os.path.isdir(verifier) and verifier.startswith(str(tmp_path))
-    for draft in ("peagle", "qwen3-peagle", "qwen3-peagle-window32"):
+    for draft in ("peagle", "qwen3-peagle", "qwen3-peagle-window32", "llama-peagle-window32"):
         assert run_check(paths[draft], release=False) == 0, capsys.readouterr()
     with open(os.path.join(TRAINED_DIR, "recipe.json")) as f:
         recipe = json.load(f)

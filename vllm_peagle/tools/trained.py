@@ -13,12 +13,12 @@ from vllm_peagle.tools.checkpoint import write_whole
 
 TRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "trained_tiny")
-# Each committed draft and the target it was trained against; the last, every
-# layer sliding a 32-token window (issue 32: what keeping a window is worth).
+# Each committed draft and the target it was trained against; the "-window32"
+# ones, every layer sliding a 32-token window (issue 32: what keeping a window is worth).
 TRAINED_DRAFTS = {"peagle": "target", "eagle3": "target", "qwen3-peagle": "qwen3-target",
-                  "qwen3-peagle-window32": "qwen3-target"}
+                  "qwen3-peagle-window32": "qwen3-target", "llama-peagle-window32": "target"}
 TRAINED_MODELS = ("target", "peagle", "eagle3", "qwen3-target", "qwen3-peagle",
-                  "qwen3-peagle-window32")
+                  "qwen3-peagle-window32", "llama-peagle-window32")
 
 
 def default_cache_dir() -> str:
