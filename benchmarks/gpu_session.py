@@ -632,8 +632,8 @@ def table(s: Session) -> str:
         if key.startswith("window_"):
             rates = {name: " ".join(f"{x:.3f}" for x in v["per_pos_acceptance_rates"] or [])
                      for name, v in r["results"].items()}
-            rows.append(f"| {r.get('draft', 'window')}, {r['mode']}: applied | {r['window_applied']} "
-                        f"(kept {rates.get('window kept')}; dropped "
+            rows.append(f"| {r.get('draft', 'window')}, {r['mode']}: applied | "
+                        f"{r['window_applied']} (kept {rates.get('window kept')}; dropped "
                         f"{rates.get('window dropped')}) |")
     for key, r in st.items():
         if key.startswith("trained_"):

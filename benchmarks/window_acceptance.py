@@ -106,7 +106,8 @@ def measure(work: str, prompts: list[str], llm_kwargs: dict, mode: str = "auto",
             "draft_architectures": sc.get("draft_architectures")}
     kept, dropped = results["window kept"], results["window dropped"]
     return {"date": time.strftime("%Y-%m-%d"), "vllm_version": target.get("vllm_version"),
-            "mode": mode, "draft": windowed if draft == trained[windowed] else draft, "window": config["transformer_layer_config"].get("sliding_window"),
+            "mode": mode, "draft": windowed if draft == trained[windowed] else draft,
+            "window": config["transformer_layer_config"].get("sliding_window"),
             "questions": len(prompts), "max_tokens": max_tokens, "target_ok": target["ok"],
             "error": None if target["ok"] else (target.get("error") or "")[-800:],
             # Equal rates: the window changed nothing, i.e. it was dropped.
