@@ -73,13 +73,14 @@ def measure(work: str, prompts: list[str], llm_kwargs: dict, mode: str = "auto",
     a committed one), K=4, greedy; each draft's per-position acceptance and
     whether its ids equal the target's."""
     trained = ensure_trained_tiny(os.path.join(work, "trained"))
+    committed = draft is None
     draft = draft or trained[windowed]
     with open(os.path.join(draft, "config.json")) as f:
         config = json.load(f)
     verifier = config["speculators_config"]["verifier"]["name_or_path"]
     drafts = {"window kept": draft,
               "window dropped": without_window(draft, os.path.join(work, "window-dropped"))}
-    if draft == trained[windowed]:
+    if committed:
         drafts["trained with full attention"] = trained[WINDOWED_DRAFTS[windowed]]
     base = {"model": verifier, "prompts": prompts, "max_tokens": max_tokens,
             "llm_kwargs": llm_kwargs}
@@ -106,7 +107,7 @@ def measure(work: str, prompts: list[str], llm_kwargs: dict, mode: str = "auto",
             "draft_architectures": sc.get("draft_architectures")}
     kept, dropped = results["window kept"], results["window dropped"]
     return {"date": time.strftime("%Y-%m-%d"), "vllm_version": target.get("vllm_version"),
-            "mode": mode, "draft": windowed if draft == trained[windowed] else draft,
+            "mode": mode, "draft": windowed if committed else draft,
             "window": config["transformer_layer_config"].get("sliding_window"),
             "questions": len(prompts), "max_tokens": max_tokens, "target_ok": target["ok"],
             "error": None if target["ok"] else (target.get("error") or "")[-800:],
