@@ -11,6 +11,9 @@
 # (Errno 28) building them side by side.
 # usage: .ci/matrix-venv.sh VERSION DIR
 set -euo pipefail
+# A matrix venv is built once: pip's cache would hold a second copy of its
+# torch and CUDA libraries (about 4 GB) on a CI disk that has little to spare.
+export PIP_NO_CACHE_DIR=1
 version=${1:?usage: matrix-venv.sh VERSION DIR}
 dir=${2:?usage: matrix-venv.sh VERSION DIR}
 root=$(cd "$(dirname "$0")/.." && pwd)
