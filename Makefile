@@ -43,7 +43,7 @@ demo: $(STAMP)
 	$(VENV)/bin/vllm-peagle demo
 
 test: $(STAMP)
-	GSM8K_DATA=$(GSM8K_DATA) $(PY) -m pytest -rs -m "not zoo" $(PYTEST_ARGS) tests
+	GSM8K_DATA=$(GSM8K_DATA) $(PY) -m pytest -rs --durations=15 -m "not zoo" $(PYTEST_ARGS) tests
 
 # The checkpoint zoo at engine level: off, auto and force, every zoo checkpoint.
 test-zoo: $(STAMP)

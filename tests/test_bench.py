@@ -137,6 +137,14 @@ def _gpu_session():
     return module
 
 
+def _unset_engine_log(monkeypatch, g) -> None:
+    """main() sets the engine log variable for its engines; unset here and again
+    after the test.  (delenv of an absent name records nothing to undo, and the
+    variable, pointing into this test's tmp_path, leaked into later tests.)"""
+    monkeypatch.setenv(g.ENGINE_LOG_ENV, "")
+    monkeypatch.delenv(g.ENGINE_LOG_ENV)
+
+
 @pytest.mark.parametrize("target_starts", [True, False])
 def test_session_gates_engine_steps_on_the_target_alone(tmp_path, monkeypatch, target_starts):
     """Where the tiny target alone cannot start an engine (a package the kit
@@ -152,7 +160,7 @@ def test_session_gates_engine_steps_on_the_target_alone(tmp_path, monkeypatch, t
 
     ran = []
     monkeypatch.setattr(g, "run_isolated", fake_run_isolated)
-    monkeypatch.delenv(g.ENGINE_LOG_ENV, raising=False)  # main() sets it; restored after
+    _unset_engine_log(monkeypatch, g)
     monkeypatch.setattr(g, "make_tiny", lambda out, seed=0: {"target": "tiny-target"})
     monkeypatch.setattr(g, "release_explicit",
                         lambda s, tiny, parts: ran.append("release_explicit"))
@@ -182,7 +190,7 @@ def test_session_runs_the_explicit_parts_asked_for(tmp_path, monkeypatch, only, 
     g = _gpu_session()
     ran = []
     monkeypatch.setattr(g, "run_isolated", lambda *a, **k: {"ok": True, "startup_s": 1.0})
-    monkeypatch.delenv(g.ENGINE_LOG_ENV, raising=False)
+    _unset_engine_log(monkeypatch, g)
     monkeypatch.setattr(g, "make_tiny", lambda out, seed=0: {"target": "tiny-target"})
     monkeypatch.setattr(g, "release_explicit", lambda s, tiny, parts: ran.append(parts))
     monkeypatch.setattr(sys, "argv", ["gpu_session.py", str(tmp_path), f"--only={only}"])
