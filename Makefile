@@ -65,7 +65,7 @@ test-matrix: $(STAMP)
 	@set -e; for v in $(MATRIX_VERSIONS); do \
 	  if [ "$$($(PY) -c 'import vllm; print(vllm.__version__)')" = "$$v" ]; then py=$(PY); \
 	  else bash .ci/matrix-venv.sh $$v .venv-matrix/$$v; py=.venv-matrix/$$v/bin/python; fi; \
-	  echo "=== vLLM $$v"; \
+	  echo "=== $$(date -u +%T) vLLM $$v (its venv ready)"; \
 	  if [ "$$(cat .venv-matrix/$$v/.matrix-kind 2>/dev/null)" = cuda ]; then \
 	    tests="$(MATRIX_TESTS_CUDA_ONLY)"; env="VLLM_TARGET_DEVICE=cpu VLLM_PEAGLE_TEST_ASSUME_TRITON=1"; \
 	  else tests="$(MATRIX_TESTS)"; env=""; fi; \

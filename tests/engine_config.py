@@ -54,16 +54,19 @@ def gather(tiny: dict[str, str], tmp_dir: str) -> list[dict]:
 
 def run_all(cases: list[dict], state: dict, tmp_dir: str) -> dict[str, dict]:
     """mode -> {"state": register()'s state, "cases": {id: result}}, one
-    process per mode.  ``state`` is {"peagle_dir": ..., "bad_dirs": {mode: [...]}}."""
-    return {mode: run_mode([c for c in cases if mode in c["modes"]], mode, state["peagle_dir"],
-                           state["bad_dirs"].get(mode, []), tmp_dir)
-            for mode in MODES}
+    process per mode, the three side by side (each mostly imports vLLM on one
+    core).  ``state`` is {"peagle_dir": ..., "bad_dirs": {mode: [...]}}."""
+    started = {mode: start_mode([c for c in cases if mode in c["modes"]], mode,
+                                state["peagle_dir"], state["bad_dirs"].get(mode, []), tmp_dir)
+               for mode in MODES}
+    return {mode: finish_mode(run) for mode, run in started.items()}
 
 
-def run_mode(cases: list[dict], mode: str, peagle_dir: str, bad_dirs: list[str], tmp_dir: str,
-             pythonpath: str | None = None, tag: str = "") -> dict:
+def start_mode(cases: list[dict], mode: str, peagle_dir: str, bad_dirs: list[str],
+               tmp_dir: str, pythonpath: str | None = None, tag: str = "") -> tuple:
     """The cases (each with its "id") in one fresh process with the plugin in
-    ``mode``; ``pythonpath`` goes first on the path (a patched vLLM tree)."""
+    ``mode``, started (``finish_mode`` waits for it and reads its results);
+    ``pythonpath`` goes first on the path (a patched vLLM tree)."""
     import subprocess
 
     here = os.path.dirname(os.path.abspath(__file__))
@@ -74,10 +77,27 @@ def run_mode(cases: list[dict], mode: str, peagle_dir: str, bad_dirs: list[str],
     env = dict(os.environ, VLLM_PEAGLE_MODE=mode)
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH")) if p)
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), in_path, out_path],
-                          env=env, capture_output=True, text=True, timeout=900,
-                          cwd=os.path.dirname(here))
-    assert proc.returncode == 0, proc.stderr[-5000:]
+    # Its output to a file, not a pipe: a pipe nobody reads yet fills and stalls it.
+    log = open(os.path.join(tmp_dir, f"log-{mode}{tag}.txt"), "w+")
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), in_path, out_path],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                            cwd=os.path.dirname(here))
+    return proc, log, out_path
+
+
+def finish_mode(started: tuple) -> dict:
+    import subprocess
+
+    proc, log, out_path = started
+    try:
+        proc.wait(timeout=900)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    with log:
+        log.seek(0)
+        output = log.read()
+    assert proc.returncode == 0, output[-5000:]
     with open(out_path) as f:
         return json.load(f)
 

@@ -100,11 +100,14 @@ def test_patched_release_off_equals_plugin_auto(series, patched_site, tiny_model
     if SERIES[version] == "upstream":
         # Releases whose drafter takes other tap counts (pre-flight stops them before).
         cases += [{"model": tiny_models["peagle-aux4"]}, {"model": tiny_models["qwen3-peagle-aux4"]}]
-    from tests.engine_config import run_mode
+    from tests.engine_config import finish_mode, start_mode
 
     cases = [dict(c, id=f"p:{i}") for i, c in enumerate(cases)]
-    patched = run_mode(cases, "off", cases[0]["model"], [], str(tmp_path), patched_site, "-patched")
-    plugin = run_mode(cases, "auto", cases[0]["model"], [], str(tmp_path))
+    # The two processes side by side.
+    patched = start_mode(cases, "off", cases[0]["model"], [], str(tmp_path), patched_site,
+                         "-patched")
+    plugin = start_mode(cases, "auto", cases[0]["model"], [], str(tmp_path))
+    patched, plugin = finish_mode(patched), finish_mode(plugin)
     # The patched tree really is what ran: its update_peagle, not the release's.
     assert patched["state"]["vllm_version"] == version
     # Its drafters never hand an fc_norm a 1-D tensor, as the plugin makes them

@@ -68,7 +68,7 @@ def test_cod_sample_keeps_chains():
 
 def _tiny_recipe() -> Recipe:
     return Recipe(target_steps=2, gen_samples=2, gen_tokens=4, gen_batch=2, draft_steps=2,
-                  seq_len=64, draft_seq_len=64)
+                  eagle3_steps=2, seq_len=64, draft_seq_len=64)
 
 
 @pytest.mark.skipif(not os.path.isfile(os.path.join(GSM8K, "train.jsonl")),
