@@ -33,6 +33,7 @@ WINDOW_FIELDS = ("layer_types", "sliding_window", "use_sliding_window")
 # Each committed windowed draft (every layer a 32-token window) and the committed
 # draft of the same pair trained with full attention.
 WINDOWED_DRAFTS = {"qwen3-peagle-window32": "qwen3-peagle", "llama-peagle-window32": "peagle"}
+DEFAULT_WINDOWED = "qwen3-peagle-window32"  # CI's window guard and the committed CPU record
 
 
 def fewshot_prompts(test_jsonl: str, n: int, shots: int = 5) -> list[str]:
@@ -67,7 +68,7 @@ def without_window(draft: str, out: str) -> str:
 
 def measure(work: str, prompts: list[str], llm_kwargs: dict, mode: str = "auto",
             max_tokens: int = 64, draft: str | None = None,
-            windowed: str = "qwen3-peagle-window32") -> dict:
+            windowed: str = DEFAULT_WINDOWED) -> dict:
     """A windowed draft (``draft``, else the committed ``windowed``) kept and
     dropped (and the committed full-attention draft of its pair beside them, for
     a committed one), K=4, greedy; each draft's per-position acceptance and
@@ -139,7 +140,7 @@ def table(record: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python benchmarks/window_acceptance.py")
     p.add_argument("out")
-    p.add_argument("--windowed", default="qwen3-peagle-window32", choices=WINDOWED_DRAFTS,
+    p.add_argument("--windowed", default=DEFAULT_WINDOWED, choices=WINDOWED_DRAFTS,
                    help="the committed windowed draft")
     p.add_argument("--draft", default=None, help="another windowed draft (a directory)")
     p.add_argument("--gsm8k", default=os.path.join(ROOT, "..", "shared", "data", "gsm8k",
